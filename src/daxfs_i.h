@@ -226,10 +226,11 @@ void icache_free(struct daxfs *fs);
 struct inode *inode_find(struct daxfs *fs, uint64_t ino);
 int inode_get(struct daxfs *fs, uint64_t ino, struct inode **out);
 void inode_ref(struct daxfs *fs, struct inode *i, uint64_t n);
-int inode_forget(struct daxfs *fs, uint64_t ino, uint64_t n);
+int inode_forget(struct daxfs *fs, uint64_t ino, uint64_t n, bool evict);
 int inode_alloc(struct daxfs *fs, struct tx *tx, uint32_t mode,
 		uint32_t uid, uint32_t gid, struct inode **out);
 void inode_unalloc(struct daxfs *fs, struct inode *i);
+int inode_reload_locked(struct daxfs *fs, struct inode *i);
 int inode_release_blocks(struct daxfs *fs, struct inode *i);
 int inode_evict_locked(struct daxfs *fs, struct inode *i);
 int inode_flush_locked(struct daxfs *fs, struct inode *i);
@@ -300,6 +301,7 @@ int fs_mount(const char *spec, const struct mount_opts *o,
 	     struct daxfs **out);
 int fs_unmount(struct daxfs *fs, bool release_region);
 int fs_sync(struct daxfs *fs);
+int fs_quiesce(struct daxfs *fs);
 void fs_mark_error(struct daxfs *fs, int err, const char *what);
 void fs_now(uint64_t *sec, uint32_t *nsec);
 

@@ -152,6 +152,31 @@ int fs_sync(struct daxfs *fs)
 }
 
 /*
+ * fs_quiesce -- everything durable and the region marked clean, while the
+ * filesystem stays up in memory (the unbind sequence, before release).
+ * Unlinked inodes still held by the kernel stay as orphans; the next
+ * mount frees them.
+ */
+int fs_quiesce(struct daxfs *fs)
+{
+	int ret;
+
+	if (fs->readonly || atomic_load(&fs->error))
+		return 0;
+	ret = fs_sync(fs);
+	if (ret)
+		return ret;
+	pthread_rwlock_wrlock(&fs->meta_lock);
+	fs->sb.state = DAXFS_STATE_CLEAN;
+	fs->sb.free_blocks = fs->alloc.free;
+	fs->sb.free_inodes = fs->free_inodes;
+	fs->sb.write_time = (uint64_t)time(NULL);
+	ret = super_write(fs->r, &fs->sb);
+	pthread_rwlock_unlock(&fs->meta_lock);
+	return ret;
+}
+
+/*
  * fs_unmount -- write everything back, free unlinked inodes, mark the
  * region clean and (with release_region) unmap and close it.  The region
  * is marked clean only when every step before succeeded.

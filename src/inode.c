@@ -250,6 +250,10 @@ int inode_get(struct daxfs *fs, uint64_t ino, struct inode **out)
 		ret = inode_check(&i->d, ino, fs);
 	if (!ret && !i->d.mode)
 		ret = -ENOENT;
+	/* load the block map now, so readers holding only shared locks
+	 * never race to fill it in */
+	if (!ret)
+		ret = ext_load(fs, i);
 	if (ret) {
 		if (ret == -EUCLEAN)
 			syslog(LOG_ERR, "daxfs: %s", daxfs_errmsg(ret));
@@ -361,11 +365,18 @@ int inode_evict_locked(struct daxfs *fs, struct inode *i)
 	return ret;
 }
 
-/* inode_forget -- the kernel dropped n references to ino */
-int inode_forget(struct daxfs *fs, uint64_t ino, uint64_t n)
+/*
+ * inode_forget -- the kernel dropped n references to ino.  With evict, an
+ * inode the kernel no longer knows is written back (or deleted, if
+ * unlinked) and dropped from memory; without, it only loses the count
+ * (the region may be gone).  Returns 1 when the kernel's last reference
+ * went, 0 otherwise, or -errno.
+ */
+int inode_forget(struct daxfs *fs, uint64_t ino, uint64_t n, bool evict)
 {
 	struct inode *i;
 	bool last;
+	int ret = 0;
 
 	pthread_mutex_lock(&fs->icache_lock);
 	i = find_locked(fs, ino);
@@ -378,12 +389,14 @@ int inode_forget(struct daxfs *fs, uint64_t ino, uint64_t n)
 	pthread_mutex_unlock(&fs->icache_lock);
 	if (!last)
 		return 0;
-	pthread_rwlock_wrlock(&fs->meta_lock);
-	/* a lookup may have come in between: evict re-checks */
-	i = inode_find(fs, ino);
-	int ret = i ? inode_evict_locked(fs, i) : 0;
-	pthread_rwlock_unlock(&fs->meta_lock);
-	return ret;
+	if (evict) {
+		pthread_rwlock_wrlock(&fs->meta_lock);
+		/* a lookup may have come in between: evict re-checks */
+		i = inode_find(fs, ino);
+		ret = i ? inode_evict_locked(fs, i) : 0;
+		pthread_rwlock_unlock(&fs->meta_lock);
+	}
+	return ret ? ret : 1;
 }
 
 /*
@@ -455,6 +468,29 @@ void inode_unalloc(struct daxfs *fs, struct inode *i)
 	fs->free_inodes++;
 	unhash(fs, i);
 	inode_free_mem(i);
+}
+
+/*
+ * inode_reload_locked -- after an aborted transaction: forget in-memory
+ * changes to i (dinode, extents, directory index) by reading the region
+ * again.  meta_lock exclusive.
+ */
+int inode_reload_locked(struct daxfs *fs, struct inode *i)
+{
+	struct daxfs_dinode d;
+	int ret;
+
+	ret = region_read(fs->r, fs->itable_off + i->ino * DAXFS_INODE_SIZE,
+			  &d, sizeof(d));
+	if (!ret)
+		ret = inode_check(&d, i->ino, fs);
+	if (ret)
+		return ret;
+	i->d = d;
+	i->dirty = false;
+	ext_unload(i);
+	dir_unload(i);
+	return ext_load(fs, i);
 }
 
 /* inode_touch -- set times to now */

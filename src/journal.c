@@ -324,6 +324,40 @@ int tx_alloc(struct tx *tx, uint64_t start, uint64_t len)
 			 start, len);
 }
 
+/*
+ * tx_unalloc -- free blocks this transaction allocated itself (an extent
+ * array replaced twice in one transaction).  They were never durable, so
+ * they leave the transaction and go straight back to the pool.  False if
+ * the range is not inside one of the transaction's allocations.
+ */
+static bool tx_unalloc(struct tx *tx, uint64_t start, uint64_t len)
+{
+	for (uint32_t n = 0; n < tx->nallocs; n++) {
+		struct tx_range *a = &tx->allocs[n];
+		uint64_t aend = a->start + a->len, end = start + len;
+
+		if (start < a->start || end > aend)
+			continue;
+		if (start == a->start && end == aend) {
+			*a = tx->allocs[--tx->nallocs];
+		} else if (start == a->start) {
+			a->start = end;
+			a->len = aend - end;
+		} else if (end == aend) {
+			a->len = start - a->start;
+		} else {
+			if (range_add(tx, &tx->allocs, &tx->nallocs,
+				      &tx->allocs_cap, end, aend - end))
+				return true;	/* tx->err says why */
+			a = &tx->allocs[n];	/* range_add may move it */
+			a->len = start - a->start;
+		}
+		alloc_unreserve(tx->fs, start, len);
+		return true;
+	}
+	return false;
+}
+
 /* tx_free -- blocks become free at commit (and reusable after it) */
 int tx_free(struct tx *tx, uint64_t start, uint64_t len)
 {
@@ -334,6 +368,9 @@ int tx_free(struct tx *tx, uint64_t start, uint64_t len)
 		tx->err = -EUCLEAN;
 		return tx->err;
 	}
+	if (!alloc_test(fs->alloc.committed, start) &&
+	    tx_unalloc(tx, start, len))
+		return tx->err;
 	for (uint64_t b = start; b < start + len; b++) {
 		if (!alloc_test(fs->alloc.committed, b)) {
 			tx->err = -EUCLEAN;	/* a double free: corrupt */
@@ -403,8 +440,21 @@ int tx_commit(struct tx *tx)
 	}
 	for (uint32_t n = 0; n < tx->nallocs; n++)
 		alloc_commit(fs, tx->allocs[n].start, tx->allocs[n].len, true);
-	for (uint32_t n = 0; n < tx->nfrees; n++)
-		alloc_commit(fs, tx->frees[n].start, tx->frees[n].len, false);
+	for (uint32_t n = 0; n < tx->nfrees && !tx->err; n++) {
+		/* the same blocks freed twice in this transaction: tx_free
+		 * checked each against the committed map, which had not
+		 * changed yet; releasing them twice would count them twice */
+		for (uint64_t b = tx->frees[n].start;
+		     b < tx->frees[n].start + tx->frees[n].len; b++) {
+			if (!alloc_test(fs->alloc.committed, b)) {
+				tx->err = -EUCLEAN;
+				break;
+			}
+		}
+		if (!tx->err)
+			alloc_commit(fs, tx->frees[n].start,
+				     tx->frees[n].len, false);
+	}
 	for (uint32_t n = 0; n < tx->nallocs; n++)
 		emit_words(tx, tx->allocs[n].start, tx->allocs[n].len);
 	for (uint32_t n = 0; n < tx->nfrees; n++)

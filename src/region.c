@@ -47,11 +47,14 @@ static struct {
 static pthread_mutex_t guard_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 
-static void sigbus_handler(int sig, siginfo_t *si, void *uc)
+/* the handlers we replaced, for faults that are not ours */
+static struct sigaction old_bus, old_segv;
+static atomic_bool segv_installed;
+
+static void fault_handler(int sig, siginfo_t *si, void *uc)
 {
 	uintptr_t a = (uintptr_t)si->si_addr;
 	sigjmp_buf *jb = guard_jb;
-	struct sigaction dfl;
 
 	(void)uc;
 	if (jb) {
@@ -64,21 +67,25 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uc)
 				siglongjmp(*jb, 1);
 		}
 	}
-	/* not a region access: die of it as we would without the guard */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigaction(sig, &dfl, NULL);
+	/* not a region access: put back whoever handled this before us and
+	 * return; the access faults again and gets what it would have */
+	sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
 }
 
-static void guard_install(void)
+static void install(int sig, struct sigaction *old)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = sigbus_handler;
+	sa.sa_sigaction = fault_handler;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
+	sigaction(sig, &sa, old);
+}
+
+static void guard_install(void)
+{
+	install(SIGBUS, &old_bus);
 }
 
 static void guard_register(struct region *r)
@@ -559,6 +566,36 @@ err_close:
 	close(r->fd);
 err_free:
 	free(r);
+	return ret;
+}
+
+/*
+ * region_release -- let go of the device (or file) now, while the address
+ * range stays reserved: the mapping is replaced by an inaccessible one, so
+ * a straggler that passed its state check before the release faults with
+ * SIGSEGV inside a guarded range and gets -EIO instead of touching memory
+ * that something else was mapped into.  Closing the descriptor drops the
+ * region's lock.  The reservation goes with region_close().
+ */
+int region_release(struct region *r)
+{
+	int ret = 0;
+
+	atomic_store_explicit(&r->state, REGION_UNMAPPED,
+			      memory_order_seq_cst);
+	if (r->base && !r->released) {
+		if (!atomic_exchange(&segv_installed, true))
+			install(SIGSEGV, &old_segv);
+		if (mmap(r->base, r->size, PROT_NONE,
+			 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_NORESERVE, -1, 0) == MAP_FAILED)
+			ret = -errno;
+		r->released = true;
+	}
+	if (r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
 	return ret;
 }
 

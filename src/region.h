@@ -61,6 +61,7 @@ struct region {
 	uint64_t align;			/* device alignment in bytes */
 	bool readonly;
 	bool cacheline;			/* stores persist with cache flushes */
+	bool released;			/* region_release() ran */
 	char *base;			/* owned by map, unmapped by region_unmap */
 	atomic_int state;		/* enum region_state */
 
@@ -76,6 +77,7 @@ struct region {
 int region_open(const char *spec, unsigned flags, uint64_t size,
 		struct region **out);
 void region_unmap(struct region *r);
+int region_release(struct region *r);
 void region_close(struct region *r);
 
 /* guarded access; -EIO once the region has vanished or was unmapped,

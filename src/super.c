@@ -147,6 +147,12 @@ int super_check(const struct daxfs_dsb *sb, uint64_t region_size)
 			     (unsigned long long)sb->data_align);
 		return -EUCLEAN;
 	}
+	/* bounding each area by the region keeps the sums below from
+	 * wrapping around (a crafted itable_blocks near 2^64 would) */
+	if (sb->bitmap_blocks > sb->nblocks || sb->itable_blocks > sb->nblocks) {
+		daxfs_seterr("superblock layout is inconsistent");
+		return -EUCLEAN;
+	}
 	meta_end = sb->itable_start + sb->itable_blocks;
 	if (sb->bitmap_start != 1 ||
 	    sb->bitmap_blocks * 8ULL * DAXFS_BLOCK_SIZE < sb->nblocks ||

@@ -30,6 +30,9 @@ int parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" style, into buf */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
 
+/* str_copy -- copy a string, truncating to fit, always terminated */
+void str_copy(char *dst, size_t len, const char *src);
+
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
 static inline uint64_t now_ns(void)

@@ -1,0 +1,448 @@
+/*
+ * daxfs_main.c -- the daemon: command line and -o options, mounting,
+ * daemonizing, signals and the request loop.
+ *
+ *   daxfs [-f] [-d] [-s] [-o OPTIONS] REGION MOUNTPOINT
+ *
+ * This is exactly what mount.fuse3 runs for "mount -t fuse.daxfs REGION
+ * MOUNTPOINT -o OPTIONS", so mount(8) and fstab work unchanged.
+ *
+ * Order matters: the region is opened, checked and locked, and the
+ * filesystem mounted, by the process that will serve it -- a POSIX lock
+ * does not survive fork -- so when daxfs goes to the background it forks
+ * first and the parent waits for the child's verdict on a pipe, which lets
+ * every error reach the terminal as one line and the exit status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "ops_i.h"
+
+struct options {
+	bool foreground, debug, single, readonly, allow_other;
+	bool allow_root;
+	char *region, *mountpoint;
+	double unbind_timeout;
+	double entry_timeout, attr_timeout;
+	char kernel_opts[1024];		/* passed through to the mount */
+};
+
+static const char usage[] =
+"Usage: daxfs [-f] [-d] [-s] [-o OPTIONS] REGION MOUNTPOINT\n"
+"\n"
+"Mount the daxfs filesystem in REGION at MOUNTPOINT.  REGION is\n"
+"/dev/daxX.Y, a bare device name daxX.Y, or a regular file formatted with\n"
+"'daxfsctl mkfs'.  Also run as: mount -t fuse.daxfs REGION MOUNTPOINT\n"
+"\n"
+"Options:\n"
+"  -f                   stay in the foreground\n"
+"  -d                   foreground, with FUSE protocol debugging on stderr\n"
+"  -s                   serve requests on one thread\n"
+"  -o OPTIONS           comma-separated mount options:\n"
+"     unbind_timeout=SECONDS  how long an unbind waits for in-flight\n"
+"                             requests before releasing the region\n"
+"                             (default 10)\n"
+"     entry_timeout=SECONDS   how long the kernel may cache names\n"
+"                             (default 1)\n"
+"     attr_timeout=SECONDS    how long the kernel may cache attributes\n"
+"                             (default 1)\n"
+"     ro, rw                  read-only or read-write (default rw)\n"
+"     allow_other             let other users use the mount\n"
+"     allow_root              let root use the mount\n"
+"     dev, nodev, suid, nosuid, exec, noexec, atime, noatime,\n"
+"     relatime, strictatime, nodiratime, sync, async, dirsync\n"
+"                             the usual meanings, handled by the kernel\n"
+"     defaults, auto, noauto, nofail, _netdev, user, users, nouser,\n"
+"     owner, group, x-*, comment=*\n"
+"                             fstab options for mount(8); ignored here\n"
+"  -h, --help           show this help\n"
+"  -V, --version        show the version\n"
+"\n"
+"Permissions are checked by the kernel (default_permissions).  Stop the\n"
+"daemon with umount MOUNTPOINT (or SIGTERM): it writes everything back,\n"
+"marks the region clean and exits 0.  'daxfsctl unbind MOUNTPOINT'\n"
+"revokes every mapping, drains in-flight I/O and releases the region.\n";
+
+static int bad(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "daxfs: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "; see 'daxfs --help'\n");
+	return 1;
+}
+
+static int add_kernel_opt(struct options *o, const char *opt)
+{
+	size_t have = strlen(o->kernel_opts);
+
+	if (have + strlen(opt) + 2 >= sizeof(o->kernel_opts))
+		return bad("too many options at '%s'", opt);
+	snprintf(o->kernel_opts + have, sizeof(o->kernel_opts) - have, "%s%s",
+		 have ? "," : "", opt);
+	return 0;
+}
+
+static bool seconds(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || v < 0 || v > 86400)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* parse_one -- one -o option */
+static int parse_one(struct options *o, char *opt)
+{
+	static const char *kernel[] = {
+		"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime",
+		"noatime", "relatime", "strictatime", "nodiratime", "sync",
+		"async", "dirsync", "diratime", "norelatime", NULL,
+	};
+	static const char *ignored[] = {
+		"defaults", "auto", "noauto", "nofail", "_netdev", "user",
+		"users", "nouser", "owner", "group", "default_permissions",
+		NULL,
+	};
+	char *v = strchr(opt, '=');
+
+	if (!*opt)
+		return 0;
+	if (v) {
+		*v++ = '\0';
+		if (!strcmp(opt, "unbind_timeout")) {
+			if (!seconds(v, &o->unbind_timeout))
+				return bad("unbind_timeout=%s is not a number "
+					   "of seconds", v);
+			return 0;
+		}
+		if (!strcmp(opt, "entry_timeout") ||
+		    !strcmp(opt, "attr_timeout")) {
+			if (!seconds(v, opt[0] == 'e' ? &o->entry_timeout :
+				     &o->attr_timeout))
+				return bad("%s is not a number of seconds", v);
+			return 0;
+		}
+		if (!strcmp(opt, "comment") || !strncmp(opt, "x-", 2) ||
+		    !strcmp(opt, "fsname") || !strcmp(opt, "subtype"))
+			return 0;
+		v[-1] = '=';
+		return bad("unknown mount option '%s'", opt);
+	}
+	if (!strcmp(opt, "ro")) {
+		o->readonly = true;
+		return 0;
+	}
+	if (!strcmp(opt, "rw")) {
+		o->readonly = false;
+		return 0;
+	}
+	if (!strcmp(opt, "allow_other")) {
+		o->allow_other = true;
+		return 0;
+	}
+	if (!strcmp(opt, "allow_root")) {
+		o->allow_root = true;
+		return 0;
+	}
+	if (!strncmp(opt, "x-", 2))
+		return 0;
+	for (int k = 0; ignored[k]; k++)
+		if (!strcmp(opt, ignored[k]))
+			return 0;
+	for (int k = 0; kernel[k]; k++)
+		if (!strcmp(opt, kernel[k]))
+			return add_kernel_opt(o, opt);
+	return bad("unknown mount option '%s'", opt);
+}
+
+static int parse_opts(struct options *o, const char *list)
+{
+	char *copy = strdup(list), *p = copy, *start = copy;
+	int ret = 0;
+
+	if (!copy)
+		return 1;
+	/* split on unescaped commas; "\," is a literal comma */
+	for (char *w = copy;; p++) {
+		if (*p == '\\' && p[1]) {
+			*w++ = *++p;
+			continue;
+		}
+		if (*p == ',' || !*p) {
+			bool end = !*p;
+
+			*w = '\0';
+			ret = parse_one(o, start);
+			if (ret || end)
+				break;
+			start = w = p + 1;
+			continue;
+		}
+		*w++ = *p;
+	}
+	free(copy);
+	return ret;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, ret;
+
+	o->unbind_timeout = 10;
+	o->entry_timeout = 1;
+	o->attr_timeout = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "fdso:hV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f': o->foreground = true; break;
+		case 'd': o->foreground = o->debug = true; break;
+		case 's': o->single = true; break;
+		case 'o':
+			ret = parse_opts(o, optarg);
+			if (ret)
+				return ret;
+			break;
+		case 'h': fputs(usage, stdout); exit(0);
+		case 'V':
+			printf("daxfs %s (format %d.%d, FUSE %d.%d)\n",
+			       DAXFS_VERSION, DAXFS_VERSION_MAJOR,
+			       DAXFS_VERSION_MINOR, FUSE_MAJOR_VERSION,
+			       FUSE_MINOR_VERSION);
+			exit(0);
+		default: {
+			char s[3] = { '-', (char)optopt, 0 };
+
+			return bad(optopt == 'o' ? "-o needs a list of options"
+				   : "unknown option '%s'",
+				   optopt ? s : argv[optind - 1]);
+		}
+		}
+	}
+	if (argc - optind != 2)
+		return bad("%s", argc - optind < 2 ?
+			   "needs REGION and MOUNTPOINT" : "too many arguments");
+	o->region = argv[optind];
+	o->mountpoint = argv[optind + 1];
+	return 0;
+}
+
+/* check_mountpoint -- a one-line reason instead of libfuse's */
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+
+	if (stat(mp, &st)) {
+		fprintf(stderr, "daxfs: %s: mount point %s\n", mp,
+			errno == ENOENT ? "does not exist" : strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "daxfs: %s: mount point is not a directory\n",
+			mp);
+		return 1;
+	}
+	return 0;
+}
+
+/* background -- fork; the parent exits with what the child reports */
+static int background(int *notify_fd)
+{
+	int p[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &status, 1) != 1)
+			status = 1;	/* the child died before reporting */
+		_exit(status);
+	}
+	close(p[0]);
+	*notify_fd = p[1];
+	return 0;
+}
+
+static void notify(int *fd, char status)
+{
+	if (*fd < 0)
+		return;
+	if (write(*fd, &status, 1) != 1)
+		syslog(LOG_WARNING, "daxfs: cannot report to the parent");
+	close(*fd);
+	*fd = -1;
+}
+
+static void detach(void)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	setsid();
+	if (chdir("/"))
+		syslog(LOG_WARNING, "daxfs: chdir /: %s", strerror(errno));
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+}
+
+static struct fuse_session *new_session(struct options *o, struct daemon *d)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	char opt[PATH_MAX + 64];
+
+	fuse_opt_add_arg(&args, "daxfs");
+	if (o->debug)
+		fuse_opt_add_arg(&args, "-d");
+	snprintf(opt, sizeof(opt), "-osubtype=daxfs,default_permissions%s%s%s",
+		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
+		 o->allow_root ? ",allow_root" : "");
+	fuse_opt_add_arg(&args, opt);
+	if (o->kernel_opts[0]) {
+		snprintf(opt, sizeof(opt), "-o%s", o->kernel_opts);
+		fuse_opt_add_arg(&args, opt);
+	}
+	/* the region path may hold commas: escape them for the -o list */
+	{
+		char *list = NULL;
+		char fsname[PATH_MAX + 16];
+
+		snprintf(fsname, sizeof(fsname), "fsname=%s", o->region);
+		if (fuse_opt_add_opt_escaped(&list, fsname) == 0) {
+			snprintf(opt, sizeof(opt), "-o%s", list);
+			fuse_opt_add_arg(&args, opt);
+		}
+		free(list);
+	}
+	se = fuse_session_new(&args, &daxfs_ops, sizeof(daxfs_ops), d);
+	fuse_opt_free_args(&args);
+	return se;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct daemon d;
+	struct mount_opts mo;
+	int notify_fd = -1, ret;
+
+	memset(&o, 0, sizeof(o));
+	memset(&d, 0, sizeof(d));
+	ret = parse_args(argc, argv, &o);
+	if (ret)
+		return ret;
+	if (check_mountpoint(o.mountpoint))
+		return 1;
+	if (!o.foreground && background(&notify_fd)) {
+		fprintf(stderr, "daxfs: cannot go to the background: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	openlog("daxfs", LOG_PID | (o.foreground ? LOG_PERROR : 0),
+		LOG_DAEMON);
+	if (!realpath(o.mountpoint, d.mountpoint))
+		snprintf(d.mountpoint, sizeof(d.mountpoint), "%s",
+			 o.mountpoint);
+	snprintf(d.region, sizeof(d.region), "%s", o.region);
+	d.unbind_timeout_ms = (uint64_t)(o.unbind_timeout * 1000);
+	d.entry_timeout = o.entry_timeout;
+	d.attr_timeout = o.attr_timeout;
+	d.readonly = o.readonly;
+	d.owner_uid = getuid();
+
+	mo.readonly = o.readonly;
+	ret = fs_mount(o.region, &mo, &d.fs);
+	if (ret) {
+		fprintf(stderr, "daxfs: %s: %s\n", o.region,
+			daxfs_errmsg(ret));
+		notify(&notify_fd, 1);
+		return 1;
+	}
+	if (d.fs->orphans_freed)
+		syslog(LOG_INFO, "daxfs: %s: freed %llu orphaned inodes",
+		       o.region, (unsigned long long)d.fs->orphans_freed);
+	if (gate_init(&d.gate) || mapping_init(&d.map))
+		goto err_fs;
+	d.se = new_session(&o, &d);
+	if (!d.se) {
+		fprintf(stderr, "daxfs: %s: cannot start a FUSE session\n",
+			o.mountpoint);
+		goto err_fs;
+	}
+	if (fuse_set_signal_handlers(d.se))
+		goto err_session;
+	if (fuse_session_mount(d.se, o.mountpoint)) {
+		fprintf(stderr, "daxfs: %s: cannot mount (is /dev/fuse "
+			"available and are you allowed to mount?)\n",
+			o.mountpoint);
+		goto err_signals;
+	}
+	ret = unbind_start(&d);
+	if (ret) {
+		fprintf(stderr, "daxfs: cannot start the unbind watcher: %s\n",
+			strerror(-ret));
+		goto err_unmount;
+	}
+	notify(&notify_fd, 0);
+	if (!o.foreground)
+		detach();
+
+	if (o.single) {
+		ret = fuse_session_loop(d.se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		fuse_loop_cfg_set_idle_threads(cfg, 16);
+		ret = fuse_session_loop_mt(d.se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	unbind_stop(&d);
+	fuse_session_unmount(d.se);
+	fuse_remove_signal_handlers(d.se);
+	fuse_session_destroy(d.se);
+	d.se = NULL;
+	ret = fs_unmount(d.fs, true);
+	if (ret)
+		syslog(LOG_ERR, "daxfs: %s: unmount: %s", o.region,
+		       daxfs_errmsg(ret));
+	mapping_destroy(&d.map);
+	gate_destroy(&d.gate);
+	closelog();
+	return ret ? 1 : 0;
+
+err_unmount:
+	fuse_session_unmount(d.se);
+err_signals:
+	fuse_remove_signal_handlers(d.se);
+err_session:
+	fuse_session_destroy(d.se);
+err_fs:
+	fs_unmount(d.fs, true);
+	notify(&notify_fd, 1);
+	return 1;
+}

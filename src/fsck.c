@@ -1,0 +1,565 @@
+/*
+ * fsck.c -- the checker's driver: opening the region, the superblocks, the
+ * journal (replayed, or laid over every read when only checking), the
+ * order of the passes, reporting, and the small I/O helpers the passes
+ * share.
+ *
+ * Owns: struct fsck.  Must never: write to the region unless repairing
+ * (the region is then locked exclusively, so no journal is needed), or
+ * trust a number read from the region before checking it against the
+ * geometry.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsck.h"
+
+/* fsck_fail -- remember the first operational error; returns it */
+int fsck_fail(struct fsck *c, int err)
+{
+	if (!c->fatal) {
+		c->fatal = err;
+		if (err == -ENOMEM)
+			daxfs_seterr("out of memory");
+		else if (err == -EIO)
+			daxfs_seterr("I/O error: the region is no longer "
+				     "accessible");
+		else
+			daxfs_seterr("%s", strerror(-err));
+	}
+	return c->fatal;
+}
+
+/* vreport -- format a message and hand it to the caller */
+static void vreport(struct fsck *c, bool note, enum fsck_status st,
+		    const char *detail, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (note) {
+		if (c->o->note)
+			c->o->note(c->o->arg, msg);
+	} else if (c->o->problem) {
+		c->o->problem(c->o->arg, msg, st, detail);
+	}
+}
+
+/*
+ * fsck_problem -- one error.  fixret is what the repair returned (ignored
+ * when only checking): 0 fixed, -errno not fixed; an I/O error or lack of
+ * memory also ends the run.
+ */
+void fsck_problem(struct fsck *c, int fixret, const char *detail,
+		  const char *fmt, ...)
+{
+	enum fsck_status st = FSCK_FOUND;
+	va_list ap;
+
+	c->res->errors++;
+	if (c->repair) {
+		if (fixret) {
+			st = FSCK_UNFIXED;
+			c->unfixed++;
+			if (!detail)
+				detail = strerror(-fixret);
+			if (fixret == -EIO || fixret == -ENOMEM)
+				fsck_fail(c, fixret);
+		} else {
+			st = FSCK_FIXED;
+			c->res->fixed++;
+		}
+	}
+	va_start(ap, fmt);
+	vreport(c, false, st, detail, fmt, ap);
+	va_end(ap);
+}
+
+/* fsck_note -- something worth saying that is not an error */
+void fsck_note(struct fsck *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->res->notes++;
+	va_start(ap, fmt);
+	vreport(c, true, FSCK_FOUND, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* fsck_name -- a name from the region, printable, in out */
+const char *fsck_name(const char *name, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t k = 0; k < len && o + 5 < cap; k++) {
+		unsigned char ch = (unsigned char)name[k];
+
+		if (ch < 0x20 || ch == 0x7f || ch == '\'' || ch == '\\')
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* fsck_bits -- set or clear a range of bits */
+void fsck_bits(uint64_t *map, uint64_t start, uint64_t len, bool on)
+{
+	uint64_t b = start, end = start + len;
+
+	while (b < end) {
+		uint64_t w = b / 64, bit = b % 64;
+		uint64_t n = MIN(64 - bit, end - b);
+		uint64_t mask = (n == 64) ? ~0ULL : ((1ULL << n) - 1) << bit;
+
+		if (on)
+			map[w] |= mask;
+		else
+			map[w] &= ~mask;
+		b += n;
+	}
+}
+
+static int rec_cmp_seq(const void *a, const void *b)
+{
+	const struct jrec_ref *x = *(const struct jrec_ref * const *)a;
+	const struct jrec_ref *y = *(const struct jrec_ref * const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* overlay -- lay the pending transaction's records over [off, off+len) */
+static int overlay(struct fsck *c, uint64_t off, uint8_t *buf, uint64_t len)
+{
+	uint64_t end = off + len;
+	uint32_t lo = 0, hi = c->nrecs, n = 0;
+	const struct jrec_ref **hit;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (c->recs[mid].off < end)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* records [0, lo) start before end; walk back while any can reach */
+	hit = malloc((size_t)(lo ? lo : 1) * sizeof(*hit));
+	if (!hit)
+		return -ENOMEM;
+	for (uint32_t i = lo; i > 0 && c->rmaxend[i - 1] > off; i--) {
+		const struct jrec_ref *rr = &c->recs[i - 1];
+
+		if (rr->off + rr->len > off)
+			hit[n++] = rr;
+	}
+	qsort(hit, n, sizeof(*hit), rec_cmp_seq);
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t s = MAX(off, hit[k]->off);
+		uint64_t e = MIN(end, hit[k]->off + hit[k]->len);
+
+		memcpy(buf + (s - off), hit[k]->data + (s - hit[k]->off),
+		       e - s);
+	}
+	free(hit);
+	return 0;
+}
+
+/*
+ * fsck_read -- read the region as it will be after the journal is
+ * replayed.  Ranges outside the region are refused, never read.
+ */
+int fsck_read(struct fsck *c, uint64_t off, void *buf, uint64_t len)
+{
+	int ret;
+
+	if (!region_range_ok(c->r, off, len))
+		return -EUCLEAN;
+	ret = region_read(c->r, off, buf, len);
+	if (!ret && c->nrecs)
+		ret = overlay(c, off, buf, len);
+	if (ret == -EIO || ret == -ENOMEM)
+		fsck_fail(c, ret);
+	return ret;
+}
+
+/* fsck_write -- store and persist (repair only) */
+int fsck_write(struct fsck *c, uint64_t off, const void *buf, uint64_t len)
+{
+	int ret;
+
+	if (!c->repair)
+		return -EROFS;
+	ret = region_write(c->r, off, buf, len);
+	if (!ret)
+		ret = region_persist(c->r, off, len);
+	if (ret == -EIO)
+		fsck_fail(c, ret);
+	if (!ret)
+		c->changed = true;
+	return ret;
+}
+
+int fsck_inode_read(struct fsck *c, uint64_t ino, struct daxfs_dinode *d)
+{
+	return fsck_read(c, c->itable_off + ino * DAXFS_INODE_SIZE, d,
+			 sizeof(*d));
+}
+
+/* fsck_inode_write -- seal and store a dinode */
+int fsck_inode_write(struct fsck *c, uint64_t ino, struct daxfs_dinode *d)
+{
+	dinode_set_crc(d);
+	return fsck_write(c, c->itable_off + ino * DAXFS_INODE_SIZE, d,
+			  sizeof(*d));
+}
+
+/* fsck_inode_clear -- make a slot free, keeping its generation */
+int fsck_inode_clear(struct fsck *c, uint64_t ino, uint32_t generation)
+{
+	struct daxfs_dinode d;
+
+	memset(&d, 0, sizeof(d));
+	d.generation = generation;
+	return fsck_inode_write(c, ino, &d);
+}
+
+/* primary_why -- a few words on what is wrong with the primary */
+static void primary_why(struct fsck *c, char *why, size_t len)
+{
+	struct daxfs_dsb p;
+	int ret = region_read(c->r, 0, &p, sizeof(p));
+
+	if (ret) {
+		snprintf(why, len, "%s", strerror(-ret));
+		return;
+	}
+	if (p.magic != DAXFS_SB_MAGIC) {
+		snprintf(why, len, "bad magic");
+		return;
+	}
+	daxfs_clearerr();
+	ret = super_check(&p, c->r->size);
+	snprintf(why, len, "%s", ret ? daxfs_errmsg(ret) : "unreadable");
+}
+
+/* check_super -- pick the superblock to trust; compare the two copies */
+static int check_super(struct fsck *c)
+{
+	struct daxfs_dsb b, sb;
+	bool used_backup;
+	char why[400];
+	int ret;
+
+	daxfs_clearerr();
+	ret = super_read(c->r, &c->sb, &used_backup);
+	if (ret == -EUCLEAN) {
+		primary_why(c, why, sizeof(why));
+		daxfs_seterr("primary superblock is damaged (%s) and the "
+			     "backup is unusable; fsck cannot %s this region",
+			     why, c->repair ? "repair" : "check");
+		return ret;
+	}
+	if (ret)
+		return ret;
+	if (c->sb.feat_ro_compat & ~DAXFS_FEATURE_RO_COMPAT_SUPP) {
+		daxfs_seterr("region uses features 0x%llx unknown to this "
+			     "fsck", (unsigned long long)(c->sb.feat_ro_compat &
+					~DAXFS_FEATURE_RO_COMPAT_SUPP));
+		return -EPROTONOSUPPORT;
+	}
+	if (used_backup) {
+		primary_why(c, why, sizeof(why));
+		sb = c->sb;
+		ret = c->repair ? super_write(c->r, &sb) : 0;
+		if (!ret && c->repair)
+			c->changed = true;
+		fsck_problem(c, ret, "rewritten from the backup",
+			     "primary superblock is damaged (%s); the backup "
+			     "is intact", why);
+		return c->fatal;
+	}
+	ret = region_read(c->r, FS_BLOCK_OFF(c->sb.backup_block), &b,
+			  sizeof(b));
+	if (ret)
+		return fsck_fail(c, ret);
+	daxfs_clearerr();
+	ret = super_check(&b, c->r->size);
+	if (ret || memcmp(&b, &c->sb, sizeof(b))) {
+		snprintf(why, sizeof(why), "%s", ret ? daxfs_errmsg(ret) : "");
+		sb = c->sb;
+		ret = c->repair ? super_write(c->r, &sb) : 0;
+		if (!ret && c->repair)
+			c->changed = true;
+		if (why[0])
+			fsck_problem(c, ret, "rewritten from the primary",
+				     "backup superblock is damaged (%s)", why);
+		else
+			fsck_problem(c, ret, "rewritten from the primary",
+				     "backup superblock differs from the "
+				     "primary");
+	}
+	return c->fatal;
+}
+
+static int jrec_cmp_off(const void *a, const void *b)
+{
+	const struct jrec_ref *x = a, *y = b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* build_overlay -- load the committed transaction for fsck_read */
+static int build_overlay(struct fsck *c)
+{
+	uint64_t loff = FS_BLOCK_OFF(c->sb.journal_start + 1);
+	uint64_t lcap = FS_BLOCK_OFF(c->sb.journal_blocks - 1);
+	struct daxfs_jtx h;
+	uint64_t pos = 0;
+	int ret;
+
+	ret = region_read(c->r, loff, &h, sizeof(h));
+	if (ret)
+		return ret;
+	if (h.len > lcap - sizeof(h) || h.nrec == 0 ||
+	    h.nrec > h.len / sizeof(struct daxfs_jrec))
+		return -EUCLEAN;
+	c->jbuf = malloc(h.len ? h.len : 1);
+	c->recs = calloc(h.nrec, sizeof(*c->recs));
+	c->rmaxend = calloc(h.nrec, sizeof(*c->rmaxend));
+	if (!c->jbuf || !c->recs || !c->rmaxend)
+		return -ENOMEM;
+	ret = region_read(c->r, loff + sizeof(h), c->jbuf, h.len);
+	if (ret)
+		return ret;
+	for (uint32_t n = 0; n < h.nrec; n++) {
+		struct daxfs_jrec rec;
+
+		if (h.len - pos < sizeof(rec))
+			return -EUCLEAN;
+		memcpy(&rec, c->jbuf + pos, sizeof(rec));
+		pos += sizeof(rec);
+		if (rec.len > h.len - pos ||
+		    !region_range_ok(c->r, rec.off, rec.len))
+			return -EUCLEAN;
+		c->recs[n] = (struct jrec_ref){ rec.off, rec.len,
+						c->jbuf + pos, n };
+		pos += ALIGN_UP(rec.len, 8);
+		if (pos > h.len)
+			pos = h.len;
+	}
+	qsort(c->recs, h.nrec, sizeof(*c->recs), jrec_cmp_off);
+	for (uint32_t n = 0; n < h.nrec; n++)
+		c->rmaxend[n] = MAX(n ? c->rmaxend[n - 1] : 0,
+				    c->recs[n].off + c->recs[n].len);
+	c->nrecs = h.nrec;
+	return 0;
+}
+
+/* jsb_store -- write a journal superblock (repair) */
+static int jsb_store(struct fsck *c, struct daxfs_jsb *j)
+{
+	j->crc = crc32c(0, j, offsetof(struct daxfs_jsb, crc));
+	return fsck_write(c, FS_BLOCK_OFF(c->sb.journal_start), j,
+			  sizeof(*j));
+}
+
+/* jsb_rebuild -- a fresh journal superblock that retires whatever the
+ * log holds */
+static int jsb_rebuild(struct fsck *c)
+{
+	struct daxfs_jsb j;
+	struct daxfs_jtx h;
+	int ret;
+
+	ret = region_read(c->r, FS_BLOCK_OFF(c->sb.journal_start + 1), &h,
+			  sizeof(h));
+	if (ret)
+		return ret;
+	memset(&j, 0, sizeof(j));
+	j.magic = DAXFS_JSB_MAGIC;
+	j.seq = (h.magic == DAXFS_TX_MAGIC && h.seq < UINT64_MAX - 1) ?
+		h.seq + 1 : 1;
+	j.log_start = c->sb.journal_start + 1;
+	j.log_blocks = c->sb.journal_blocks - 1;
+	return jsb_store(c, &j);
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* check_journal -- the journal superblock and a committed transaction */
+static int check_journal(struct fsck *c)
+{
+	struct daxfs_jsb j;
+	uint64_t seq = 0;
+	char msg[400];
+	int ret;
+
+	ret = region_read(c->r, FS_BLOCK_OFF(c->sb.journal_start), &j,
+			  sizeof(j));
+	if (ret)
+		return fsck_fail(c, ret);
+	if (j.magic != DAXFS_JSB_MAGIC ||
+	    crc32c(0, &j, offsetof(struct daxfs_jsb, crc)) != j.crc ||
+	    !all_zero(j.reserved, sizeof(j.reserved))) {
+		ret = c->repair ? jsb_rebuild(c) : 0;
+		fsck_problem(c, ret, "rebuilt", "journal superblock is "
+			     "damaged");
+		return c->fatal;
+	}
+	if (j.log_start != c->sb.journal_start + 1 ||
+	    j.log_blocks != c->sb.journal_blocks - 1) {
+		ret = c->repair ? jsb_rebuild(c) : 0;
+		fsck_problem(c, ret, "rebuilt", "journal superblock "
+			     "disagrees with the superblock");
+		return c->fatal;
+	}
+	daxfs_clearerr();
+	ret = journal_recover(c->r, &c->sb, false, &seq);
+	if (ret == -EUCLEAN) {
+		snprintf(msg, sizeof(msg), "%s", daxfs_errmsg(ret));
+		if (c->repair) {
+			j.seq++;
+			ret = jsb_store(c, &j);
+		} else {
+			ret = 0;
+		}
+		fsck_problem(c, ret, "discarded", "%s; the mount would "
+			     "refuse it", msg);
+		return c->fatal;
+	}
+	if (ret < 0)
+		return fsck_fail(c, ret);
+	if (ret == 0)
+		return 0;
+	if (c->repair) {
+		ret = journal_recover(c->r, &c->sb, true, &seq);
+		if (ret < 0)
+			return fsck_fail(c, ret);
+		c->changed = true;
+		fsck_note(c, "replayed committed journal transaction %llu",
+			  (unsigned long long)seq);
+		return 0;
+	}
+	ret = build_overlay(c);
+	if (ret == -EUCLEAN) {
+		daxfs_seterr("journal transaction %llu cannot be read",
+			     (unsigned long long)seq);
+		return ret;
+	}
+	if (ret)
+		return fsck_fail(c, ret);
+	fsck_note(c, "journal holds committed transaction %llu; it will be "
+		  "replayed at mount", (unsigned long long)seq);
+	return 0;
+}
+
+/* setup -- geometry, the bitmaps and the per-inode arrays */
+static int setup(struct fsck *c)
+{
+	const struct daxfs_dsb *sb = &c->sb;
+	int ret;
+
+	c->nblocks = sb->nblocks;
+	c->ninodes = sb->ninodes;
+	c->data_start = sb->data_start;
+	c->itable_off = FS_BLOCK_OFF(sb->itable_start);
+	c->geo.nblocks = c->nblocks;
+	c->geo.ninodes = c->ninodes;
+	c->geo.data_start = c->data_start;
+	c->nwords = sb->bitmap_blocks * (DAXFS_BLOCK_SIZE / 8);
+	c->bitmap = malloc(c->nwords * 8);
+	c->owned = calloc(c->nwords, 8);
+	c->istate = calloc(c->ninodes, sizeof(*c->istate));
+	c->links = calloc(c->ninodes, sizeof(*c->links));
+	if (!c->bitmap || !c->owned || !c->istate || !c->links)
+		return fsck_fail(c, -ENOMEM);
+	ret = fsck_read(c, FS_BLOCK_OFF(sb->bitmap_start), c->bitmap,
+			c->nwords * 8);
+	if (ret)
+		return fsck_fail(c, ret);
+	for (uint64_t b = 0; b < c->nblocks; b++)
+		if (!fsck_bit(c->bitmap, b))
+			c->free_read++;
+	fsck_bits(c->owned, 0, c->data_start, true);
+	fsck_bits(c->owned, sb->backup_block, 1, true);
+	fsck_bits(c->owned, c->nblocks, c->nwords * 64 - c->nblocks, true);
+	return 0;
+}
+
+static void teardown(struct fsck *c)
+{
+	for (uint64_t k = 0; k < c->ndirs; k++)
+		free(c->dirs[k].ext);
+	free(c->dirs);
+	if (c->lf)
+		free(c->lf->ext);
+	free(c->lf);
+	fsck_names_free(c->lf_names);
+	free(c->conf);
+	free(c->istate);
+	free(c->links);
+	free(c->bitmap);
+	free(c->owned);
+	free(c->dup);
+	free(c->jbuf);
+	free(c->recs);
+	free(c->rmaxend);
+	if (c->r)
+		region_close(c->r);
+}
+
+/* fsck_run -- check and repair a region; see fsck.h */
+int fsck_run(const char *spec, const struct fsck_opts *o,
+	     struct fsck_result *res)
+{
+	struct fsck c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	memset(res, 0, sizeof(*res));
+	c.o = o;
+	c.res = res;
+	c.repair = o->repair;
+	ret = region_open(spec, o->repair ? 0 : REGION_RDONLY | REGION_SHARED,
+			  0, &c.r);
+	if (ret)
+		return ret;
+	ret = check_super(&c);
+	if (!ret)
+		ret = check_journal(&c);
+	if (!ret)
+		ret = setup(&c);
+	if (!ret)
+		ret = fsck_pass_inodes(&c);
+	if (!ret)
+		ret = fsck_pass_conflicts(&c);
+	if (!ret)
+		ret = fsck_pass_dirs(&c);
+	if (!ret)
+		ret = fsck_pass_reach(&c);
+	if (!ret)
+		ret = fsck_pass_links(&c);
+	if (!ret)
+		ret = fsck_pass_space(&c);
+	if (!ret && c.fatal)
+		ret = c.fatal;
+	if (ret && c.fatal == ret)
+		fsck_fail(&c, ret);	/* keeps the first sentence */
+	teardown(&c);
+	return ret;
+}
