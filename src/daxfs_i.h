@@ -233,6 +233,7 @@ void inode_unalloc(struct daxfs *fs, struct inode *i);
 int inode_reload_locked(struct daxfs *fs, struct inode *i);
 int inode_release_blocks(struct daxfs *fs, struct inode *i);
 int inode_evict_locked(struct daxfs *fs, struct inode *i);
+int inode_close_locked(struct daxfs *fs, uint64_t ino);
 int inode_flush_locked(struct daxfs *fs, struct inode *i);
 void inode_stat(const struct daxfs *fs, const struct inode *i,
 		struct stat *st);

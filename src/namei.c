@@ -577,6 +577,7 @@ int fs_rename(struct daxfs *fs, uint64_t parent, const char *name,
 	      uint64_t newparent, const char *newname, unsigned flags)
 {
 	struct inode *dir, *ndir, *src, *dst = NULL;
+	struct daxfs_dinode saved_src, saved_dst;
 	struct dentry *sde, *dde;
 	struct tx *tx;
 	int ret;
@@ -666,6 +667,11 @@ int fs_rename(struct daxfs *fs, uint64_t parent, const char *name,
 		goto out;
 	}
 
+	/* files are not reloaded on abort (a reader may be using their
+	 * extents): keep their dinodes to put back */
+	saved_src = src->d;
+	if (dst)
+		saved_dst = dst->d;
 	tx = tx_begin(fs);
 	if (flags & RENAME_EXCHANGE) {
 		uint64_t si = src->ino, di = dst->ino;
@@ -715,9 +721,10 @@ abort:
 	inode_reload_locked(fs, dir);
 	if (ndir != dir)
 		inode_reload_locked(fs, ndir);
-	inode_reload_locked(fs, src);
-	if (dst)
-		inode_reload_locked(fs, dst);
+	if (src != dir && src != ndir)
+		src->d = saved_src;
+	if (dst && dst != dir && dst != ndir)
+		dst->d = saved_dst;
 out:
 	pthread_rwlock_unlock(&fs->meta_lock);
 	return ret;

@@ -203,12 +203,12 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct inode *i = fh_inode(fi);
 	bool last = atomic_fetch_sub(&i->nopen, 1) == 1;
 
+	/* from here i may be evicted by others: look it up again below */
 	atomic_fetch_sub(&d->open_files, 1);
-	/* write back lazily kept size and times at the last close */
 	if (last && !d->readonly &&
 	    gate_enter(&d->gate, USE_INTERNAL, OP_RELEASE, ino) == 0) {
 		pthread_rwlock_wrlock(&d->fs->meta_lock);
-		inode_flush_locked(d->fs, i);
+		inode_close_locked(d->fs, ino);
 		pthread_rwlock_unlock(&d->fs->meta_lock);
 		gate_exit(&d->gate);
 	}
