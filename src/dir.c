@@ -162,8 +162,10 @@ static void parse_block(struct daxfs *fs, struct inode *dir,
 			s++;
 			continue;
 		}
-		if (dirent_check(de, name) || s + de->nslots > SPB ||
-		    de->ino >= fs->ninodes ||
+		/* the entry must fit its block before its name is read */
+		if (!de->name_len ||
+		    s + DAXFS_DIRENT_SLOTS(de->name_len) > SPB ||
+		    dirent_check(de, name) || de->ino >= fs->ninodes ||
 		    dir_lookup(dir, name, de->name_len)) {
 			(*bad)++;
 			s++;

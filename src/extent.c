@@ -204,6 +204,44 @@ static uint64_t array_blocks(uint64_t entries)
 }
 
 /*
+ * reserve_run -- exactly `want` contiguous blocks for an extent array.
+ * alloc_reserve() hands out the first free run it finds, which in a
+ * fragmented region may be shorter; hold such runs aside (so the search
+ * moves on) and give them back at the end.
+ */
+static int reserve_run(struct daxfs *fs, uint64_t want, struct tx_range *out)
+{
+	struct tx_range *held = NULL, got;
+	uint32_t nheld = 0, cap = 0;
+	int ret;
+
+	for (;;) {
+		ret = alloc_reserve(fs, 0, want, 0, &got);
+		if (ret || got.len >= want)
+			break;
+		if (nheld == cap) {
+			uint32_t c = cap ? cap * 2 : 16;
+			struct tx_range *n = realloc(held, c * sizeof(*n));
+
+			if (!n) {
+				alloc_unreserve(fs, got.start, got.len);
+				ret = -ENOMEM;
+				break;
+			}
+			held = n;
+			cap = c;
+		}
+		held[nheld++] = got;
+	}
+	for (uint32_t k = 0; k < nheld; k++)
+		alloc_unreserve(fs, held[k].start, held[k].len);
+	free(held);
+	if (!ret)
+		*out = got;
+	return ret;
+}
+
+/*
  * plan -- how to store n extents of which [from, n) changed; allocates the
  * new array for a copy-on-write, so it is the step that may fail.
  */
@@ -213,7 +251,6 @@ static int plan(struct daxfs *fs, struct tx *tx, struct inode *i, uint32_t n,
 	uint32_t cap = i->d.ext_block ? DAXFS_EXT_PER_ARRAY(i->d.ext_blocks)
 				      : 0;
 	uint64_t want;
-	int ret;
 
 	if (n > i->ext_cap) {
 		uint32_t c = i->ext_cap ? i->ext_cap : 4;
@@ -238,14 +275,7 @@ static int plan(struct daxfs *fs, struct tx *tx, struct inode *i, uint32_t n,
 	}
 	p->how = PLAN_COW;
 	want = array_blocks(MAX((uint64_t)n * 2, 64));
-	ret = alloc_reserve(fs, 0, want, 0, &p->arr);
-	if (ret)
-		return ret;
-	if (p->arr.len < want) {
-		alloc_unreserve(fs, p->arr.start, p->arr.len);
-		return -ENOSPC;
-	}
-	return 0;
+	return reserve_run(fs, want, &p->arr);
 }
 
 static void pack(const struct extent *e, uint32_t n, struct daxfs_dextent *o)

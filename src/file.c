@@ -155,37 +155,62 @@ static int sync_fresh(struct daxfs *fs, const struct resv_list *l)
 	return ret;
 }
 
-/* map_fresh -- the transaction that makes reserved blocks the file's */
+/*
+ * map_fresh -- the transactions that make reserved blocks the file's.
+ * Many small extents (a fragmented region) can outgrow one transaction,
+ * so the work is committed in pieces, each raising the size over what it
+ * mapped: every piece leaves a consistent file whose new blocks already
+ * hold their data.  A failure puts the inode back as the last commit left
+ * it and returns the blocks not yet committed.
+ */
 static int map_fresh(struct daxfs *fs, struct inode *i, struct resv_list *l,
 		     uint64_t new_size, unsigned touch)
 {
+	struct daxfs_dinode saved;
 	struct tx *tx;
-	uint32_t k;
+	uint32_t k = 0;
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&fs->meta_lock);
-	tx = tx_begin(fs);
-	for (k = 0; k < l->n && !ret; k++)
-		ret = ext_insert(fs, tx, i, l->v[k].lblk, l->v[k].pblk,
-				 l->v[k].len);
-	if (ret) {
-		/* blocks already inserted are in tx->allocs and go back with
-		 * the abort; the rest go back here; memory is reloaded */
-		tx_abort(tx);
-		for (; k < l->n; k++)
-			alloc_unreserve(fs, l->v[k].pblk, l->v[k].len);
-		ext_unload(i);
-		ext_load(fs, i);
-		l->n = 0;
-		pthread_rwlock_unlock(&fs->meta_lock);
-		return ret;
+	while (k < l->n && !ret) {
+		uint64_t mapped_end;
+
+		saved = i->d;
+		tx = tx_begin(fs);
+		for (; k < l->n && !ret; k++) {
+			if (tx->nrec && tx_room(tx) < (64u << 10) +
+			    l->v[k].len / 8)
+				break;		/* commit this piece first */
+			ret = ext_insert(fs, tx, i, l->v[k].lblk,
+					 l->v[k].pblk, l->v[k].len);
+		}
+		if (ret) {
+			/* inserted blocks are in tx->allocs and go back with
+			 * the abort; the rest go back here */
+			tx_abort(tx);
+			for (; k < l->n; k++)
+				alloc_unreserve(fs, l->v[k].pblk, l->v[k].len);
+			i->d = saved;
+			ext_unload(i);
+			ext_load(fs, i);
+			break;
+		}
+		/* the last piece gives the whole size (the write may end in
+		 * blocks that were mapped already); earlier pieces only what
+		 * they mapped */
+		mapped_end = k == l->n ? new_size :
+			     FS_BLOCK_OFF(l->v[k - 1].lblk + l->v[k - 1].len);
+		if (MIN(new_size, mapped_end) > i->d.size)
+			i->d.size = MIN(new_size, mapped_end);
+		if (touch)
+			inode_touch(i, touch);
+		tx_dirty_inode(tx, i);
+		ret = tx_commit(tx);
+		if (ret) {
+			for (; k < l->n; k++)
+				alloc_unreserve(fs, l->v[k].pblk, l->v[k].len);
+		}
 	}
-	if (new_size > i->d.size)
-		i->d.size = new_size;
-	if (touch)
-		inode_touch(i, touch);
-	tx_dirty_inode(tx, i);
-	ret = tx_commit(tx);
 	l->n = 0;
 	pthread_rwlock_unlock(&fs->meta_lock);
 	return ret;
@@ -467,7 +492,20 @@ int file_allocate(struct daxfs *fs, struct inode *i, uint64_t off,
 		free(l.v);
 		lb += batch;
 	}
-	return 0;
+	/* a range that was allocated already (KEEP_SIZE before) still
+	 * extends the file */
+	if (!keep_size && end > i->d.size) {
+		struct tx *tx;
+
+		pthread_rwlock_wrlock(&fs->meta_lock);
+		tx = tx_begin(fs);
+		i->d.size = end;
+		inode_touch(i, TOUCH_C);
+		tx_dirty_inode(tx, i);
+		ret = tx_commit(tx);
+		pthread_rwlock_unlock(&fs->meta_lock);
+	}
+	return ret;
 }
 
 /*

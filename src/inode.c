@@ -366,6 +366,24 @@ int inode_evict_locked(struct daxfs *fs, struct inode *i)
 }
 
 /*
+ * inode_close_locked -- the last open handle of ino went away.  The kernel
+ * sends RELEASE asynchronously, so its FORGET may already have been
+ * handled (and eviction skipped because the file was open): evict now if
+ * nothing references the inode, else just write back lazy changes.
+ * meta_lock exclusive.
+ */
+int inode_close_locked(struct daxfs *fs, uint64_t ino)
+{
+	struct inode *i = inode_find(fs, ino);
+
+	if (!i || atomic_load(&i->nopen))
+		return 0;
+	if (!i->nlookup)
+		return inode_evict_locked(fs, i);
+	return inode_flush_locked(fs, i);
+}
+
+/*
  * inode_forget -- the kernel dropped n references to ino.  With evict, an
  * inode the kernel no longer knows is written back (or deleted, if
  * unlinked) and dropped from memory; without, it only loses the count

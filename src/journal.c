@@ -26,14 +26,44 @@
 
 #define REC_HDR sizeof(struct daxfs_jrec)
 
+/* jsb_crc -- the checksum a journal superblock should carry */
+static uint32_t jsb_crc(const struct daxfs_jsb *j)
+{
+	return crc32c(0, j, offsetof(struct daxfs_jsb, crc));
+}
+
+/*
+ * jsb_untear -- a crash while jsb_advance() stores the journal superblock
+ * can persist the new seq without the new crc, or the reverse: they are
+ * different 8-byte words, and only aligned 8-byte stores are failure
+ * atomic.  Either way the transaction in the log had been applied in full
+ * (the apply is drained before the advance begins) and the log still
+ * holds it, so taking the older sequence number is safe: recovery replays
+ * that transaction, which changes nothing, and seals a new jsb.
+ */
+static void jsb_untear(struct daxfs_jsb *j)
+{
+	struct daxfs_jsb t = *j;
+
+	t.seq = j->seq - 1;		/* new seq, old crc */
+	if (jsb_crc(&t) == j->crc) {
+		*j = t;
+		return;
+	}
+	t.seq = j->seq + 1;		/* old seq, new crc */
+	if (jsb_crc(&t) == j->crc)
+		j->crc = jsb_crc(j);
+}
+
 static int jsb_read(struct region *r, uint64_t off, struct daxfs_jsb *j)
 {
 	int ret = region_read(r, off, j, sizeof(*j));
 
 	if (ret)
 		return ret;
-	if (j->magic != DAXFS_JSB_MAGIC ||
-	    crc32c(0, j, offsetof(struct daxfs_jsb, crc)) != j->crc) {
+	if (j->magic == DAXFS_JSB_MAGIC && jsb_crc(j) != j->crc)
+		jsb_untear(j);
+	if (j->magic != DAXFS_JSB_MAGIC || jsb_crc(j) != j->crc) {
 		daxfs_seterr("journal superblock is damaged");
 		return -EUCLEAN;
 	}
@@ -267,10 +297,14 @@ static uint8_t *tx_reserve(struct tx *tx, uint64_t off, uint64_t len)
 	return p + REC_HDR;
 }
 
-/* tx_write -- log new contents for [off, off+len) */
+/* tx_write -- log new contents for [off, off+len).  Nothing to log for
+ * len 0: recovery refuses empty records as malformed */
 int tx_write(struct tx *tx, uint64_t off, const void *src, uint64_t len)
 {
-	uint8_t *p = tx_reserve(tx, off, len);
+	uint8_t *p = len ? tx_reserve(tx, off, len) : NULL;
+
+	if (!len)
+		return tx->err;
 
 	if (!p)
 		return tx->err;
@@ -281,7 +315,10 @@ int tx_write(struct tx *tx, uint64_t off, const void *src, uint64_t len)
 /* tx_zero -- log zeroes for [off, off+len) */
 int tx_zero(struct tx *tx, uint64_t off, uint64_t len)
 {
-	uint8_t *p = tx_reserve(tx, off, len);
+	uint8_t *p = len ? tx_reserve(tx, off, len) : NULL;
+
+	if (!len)
+		return tx->err;
 
 	if (!p)
 		return tx->err;
@@ -434,8 +471,12 @@ int tx_commit(struct tx *tx)
 			 sizeof(i->d));
 	}
 	if (tx->err) {
+		/* the caller changed memory for a transaction that cannot
+		 * be made durable: refuse further changes rather than let
+		 * memory and region drift apart */
 		ret = tx->err;
 		tx_unwind(tx);
+		fs_mark_error(fs, ret, "building a transaction");
 		return ret;
 	}
 	for (uint32_t n = 0; n < tx->nallocs; n++)
@@ -469,6 +510,7 @@ int tx_commit(struct tx *tx)
 				     tx->frees[n].len, true);
 		ret = tx->err;
 		tx_unwind(tx);
+		fs_mark_error(fs, ret, "building a transaction");
 		return ret;
 	}
 	if (tx->nrec == 0) {

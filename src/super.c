@@ -202,8 +202,8 @@ int super_read(struct region *r, struct daxfs_dsb *sb, bool *used_backup)
 {
 	char why[320];
 	struct daxfs_dsb b;
-	uint64_t boff;
-	int ret, bret;
+	uint64_t boff, last, cand[2];
+	int ret, bret, ncand = 0;
 
 	*used_backup = false;
 	ret = region_read(r, 0, sb, sizeof(*sb));
@@ -216,19 +216,26 @@ int super_read(struct region *r, struct daxfs_dsb *sb, bool *used_backup)
 		return ret;
 	snprintf(why, sizeof(why), "%s", daxfs_errmsg(ret));
 
-	/* the backup is where the primary says, or else in the last block */
-	boff = (sb->magic == DAXFS_SB_MAGIC &&
-		sb->backup_block > 0 &&
-		sb->backup_block < (r->size >> DAXFS_BLOCK_SHIFT)) ?
-	       FS_BLOCK_OFF(sb->backup_block) :
-	       ALIGN_DOWN(r->size, DAXFS_BLOCK_SIZE) - DAXFS_BLOCK_SIZE;
-	bret = region_read(r, boff, &b, sizeof(b));
-	if (!bret)
-		bret = super_check(&b, r->size);
-	if (!bret && b.backup_block << DAXFS_BLOCK_SHIFT == boff) {
-		*sb = b;
-		*used_backup = true;
-		return 0;
+	/* the backup is where the primary says, and in the last block: the
+	 * primary failed its checks, so its pointer may be the damage */
+	last = ALIGN_DOWN(r->size, DAXFS_BLOCK_SIZE) - DAXFS_BLOCK_SIZE;
+	if (sb->magic == DAXFS_SB_MAGIC && sb->backup_block > 0 &&
+	    sb->backup_block < (r->size >> DAXFS_BLOCK_SHIFT))
+		cand[ncand++] = FS_BLOCK_OFF(sb->backup_block);
+	if (!ncand || cand[0] != last)
+		cand[ncand++] = last;
+	memset(&b, 0, sizeof(b));
+	bret = -EUCLEAN;
+	for (int k = 0; k < ncand && bret != -EPROTONOSUPPORT; k++) {
+		boff = cand[k];
+		bret = region_read(r, boff, &b, sizeof(b));
+		if (!bret)
+			bret = super_check(&b, r->size);
+		if (!bret && b.backup_block << DAXFS_BLOCK_SHIFT == boff) {
+			*sb = b;
+			*used_backup = true;
+			return 0;
+		}
 	}
 	if (bret == -EPROTONOSUPPORT)
 		return bret;
