@@ -18,8 +18,8 @@
  * region gives short writes or ENOSPC and deleting the file gives every
  * block back.
  *
- * Run with the argument "regressions" for reproducers of bugs once
- * yet: each exits 77 (skip) while the bug is there and 0 once it is gone.
+ * Run with the argument "regressions" for reproducers of bugs these
+ * tests found: each fails if its bug comes back.
  */
 #include "testlib.h"
 
