@@ -51,9 +51,10 @@ static const char usage[] =
 "                             requests before releasing the region\n"
 "                             (default 10)\n"
 "     entry_timeout=SECONDS   how long the kernel may cache names\n"
-"                             (default 1)\n"
+"                             (default 60: every change passes through\n"
+"                             this mount, so its caches stay true)\n"
 "     attr_timeout=SECONDS    how long the kernel may cache attributes\n"
-"                             (default 1)\n"
+"                             (default 60)\n"
 "     ro, rw                  read-only or read-write (default rw)\n"
 "     allow_other             let other users use the mount\n"
 "     allow_root              let root use the mount\n"
@@ -205,8 +206,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	int c, ret;
 
 	o->unbind_timeout = 10;
-	o->entry_timeout = 1;
-	o->attr_timeout = 1;
+	o->entry_timeout = 60;
+	o->attr_timeout = 60;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "fdso:hV", lo, NULL)) != -1) {
 		switch (c) {
