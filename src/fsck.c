@@ -17,19 +17,22 @@
 
 #include "fsck.h"
 
+/* fatal_msg -- the sentence for an error that ends the run */
+static void fatal_msg(int err)
+{
+	if (err == -ENOMEM)
+		daxfs_seterr("out of memory");
+	else if (err == -EIO)
+		daxfs_seterr("I/O error: the region is no longer accessible");
+	else
+		daxfs_seterr("%s", strerror(-err));
+}
+
 /* fsck_fail -- remember the first operational error; returns it */
 int fsck_fail(struct fsck *c, int err)
 {
-	if (!c->fatal) {
+	if (!c->fatal)
 		c->fatal = err;
-		if (err == -ENOMEM)
-			daxfs_seterr("out of memory");
-		else if (err == -EIO)
-			daxfs_seterr("I/O error: the region is no longer "
-				     "accessible");
-		else
-			daxfs_seterr("%s", strerror(-err));
-	}
 	return c->fatal;
 }
 
@@ -124,6 +127,7 @@ void fsck_bits(uint64_t *map, uint64_t start, uint64_t len, bool on)
 	}
 }
 
+/* rec_cmp_seq -- qsort: records in the order they are applied */
 static int rec_cmp_seq(const void *a, const void *b)
 {
 	const struct jrec_ref *x = *(const struct jrec_ref * const *)a;
@@ -306,6 +310,7 @@ static int check_super(struct fsck *c)
 	return c->fatal;
 }
 
+/* jrec_cmp_off -- qsort: records by offset, then by order */
 static int jrec_cmp_off(const void *a, const void *b)
 {
 	const struct jrec_ref *x = a, *y = b;
@@ -315,51 +320,110 @@ static int jrec_cmp_off(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* build_overlay -- load the committed transaction for fsck_read */
-static int build_overlay(struct fsck *c)
+/* record_ok -- may a journal record write here?  The rules of
+ * journal.c: never the superblocks or the journal, never outside */
+static bool record_ok(const struct daxfs_dsb *sb, uint64_t off, uint64_t len)
+{
+	uint64_t jlo = FS_BLOCK_OFF(sb->journal_start);
+	uint64_t jhi = FS_BLOCK_OFF(sb->journal_start + sb->journal_blocks);
+
+	if (off < DAXFS_BLOCK_SIZE || len == 0 || len > sb->region_size ||
+	    off > sb->region_size - len)
+		return false;
+	if (off + len > FS_BLOCK_OFF(sb->backup_block))
+		return false;
+	return off + len <= jlo || off >= jhi;
+}
+
+/* drop_tx -- forget a loaded transaction */
+static void drop_tx(struct fsck *c)
+{
+	free(c->jbuf);
+	free(c->recs);
+	free(c->rmaxend);
+	c->jbuf = NULL;
+	c->recs = NULL;
+	c->rmaxend = NULL;
+	c->nrecs = 0;
+}
+
+/* parse_tx -- check every record of a sealed transaction; fill c->recs */
+static int parse_tx(struct fsck *c, const struct daxfs_jtx *h)
+{
+	uint64_t pos = 0;
+
+	if (h->nrec > h->len / sizeof(struct daxfs_jrec))
+		return -EUCLEAN;
+	c->recs = calloc(h->nrec, sizeof(*c->recs));
+	c->rmaxend = calloc(h->nrec, sizeof(*c->rmaxend));
+	if (!c->recs || !c->rmaxend)
+		return -ENOMEM;
+	for (uint32_t n = 0; n < h->nrec; n++) {
+		struct daxfs_jrec rec;
+		uint64_t pad;
+
+		if (h->len - pos < sizeof(rec))
+			return -EUCLEAN;
+		memcpy(&rec, c->jbuf + pos, sizeof(rec));
+		pos += sizeof(rec);
+		if (rec.len > h->len - pos || !record_ok(&c->sb, rec.off,
+							 rec.len))
+			return -EUCLEAN;
+		c->recs[n] = (struct jrec_ref){ rec.off, rec.len,
+						c->jbuf + pos, n };
+		pos += rec.len;
+		pad = ALIGN_UP(rec.len, 8) - rec.len;
+		if (pad > h->len - pos)
+			return -EUCLEAN;
+		pos += pad;
+	}
+	return pos == h->len ? 0 : -EUCLEAN;
+}
+
+/*
+ * load_tx -- the transaction in the log, if it is committed and not yet
+ * retired: 1 with its records in c->recs, 0 when there is none (or it is
+ * torn), -EUCLEAN when it is sealed but malformed.  Checked here in full
+ * before journal_recover() is let near it.
+ */
+static int load_tx(struct fsck *c, const struct daxfs_jsb *j, uint64_t *seq)
 {
 	uint64_t loff = FS_BLOCK_OFF(c->sb.journal_start + 1);
 	uint64_t lcap = FS_BLOCK_OFF(c->sb.journal_blocks - 1);
 	struct daxfs_jtx h;
-	uint64_t pos = 0;
+	uint32_t want;
 	int ret;
 
 	ret = region_read(c->r, loff, &h, sizeof(h));
 	if (ret)
 		return ret;
-	if (h.len > lcap - sizeof(h) || h.nrec == 0 ||
-	    h.nrec > h.len / sizeof(struct daxfs_jrec))
-		return -EUCLEAN;
+	if (h.magic != DAXFS_TX_MAGIC || h.seq != j->seq ||
+	    h.len > lcap - sizeof(h) || h.nrec == 0)
+		return 0;
 	c->jbuf = malloc(h.len ? h.len : 1);
-	c->recs = calloc(h.nrec, sizeof(*c->recs));
-	c->rmaxend = calloc(h.nrec, sizeof(*c->rmaxend));
-	if (!c->jbuf || !c->recs || !c->rmaxend)
+	if (!c->jbuf)
 		return -ENOMEM;
 	ret = region_read(c->r, loff + sizeof(h), c->jbuf, h.len);
 	if (ret)
 		return ret;
-	for (uint32_t n = 0; n < h.nrec; n++) {
-		struct daxfs_jrec rec;
-
-		if (h.len - pos < sizeof(rec))
-			return -EUCLEAN;
-		memcpy(&rec, c->jbuf + pos, sizeof(rec));
-		pos += sizeof(rec);
-		if (rec.len > h.len - pos ||
-		    !region_range_ok(c->r, rec.off, rec.len))
-			return -EUCLEAN;
-		c->recs[n] = (struct jrec_ref){ rec.off, rec.len,
-						c->jbuf + pos, n };
-		pos += ALIGN_UP(rec.len, 8);
-		if (pos > h.len)
-			pos = h.len;
+	want = h.crc;
+	h.crc = 0;
+	if (crc32c(crc32c(0, &h, sizeof(h)), c->jbuf, h.len) != want) {
+		drop_tx(c);
+		return 0;		/* torn: the commit never completed */
+	}
+	*seq = h.seq;
+	ret = parse_tx(c, &h);
+	if (ret) {
+		drop_tx(c);
+		return ret;
 	}
 	qsort(c->recs, h.nrec, sizeof(*c->recs), jrec_cmp_off);
 	for (uint32_t n = 0; n < h.nrec; n++)
 		c->rmaxend[n] = MAX(n ? c->rmaxend[n - 1] : 0,
 				    c->recs[n].off + c->recs[n].len);
 	c->nrecs = h.nrec;
-	return 0;
+	return 1;
 }
 
 /* jsb_store -- write a journal superblock (repair) */
@@ -391,6 +455,7 @@ static int jsb_rebuild(struct fsck *c)
 	return jsb_store(c, &j);
 }
 
+/* all_zero -- are n bytes at p all zero? */
 static bool all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -401,20 +466,56 @@ static bool all_zero(const void *p, size_t n)
 	return true;
 }
 
+/* jsb_crc -- the checksum a journal superblock should carry */
+static uint32_t jsb_crc(const struct daxfs_jsb *j)
+{
+	return crc32c(0, j, offsetof(struct daxfs_jsb, crc));
+}
+
+/*
+ * jsb_untear -- a crash inside the store that retires a transaction can
+ * leave the new sequence number with the old checksum, or the reverse.
+ * Either way the transaction in the log was applied in full and may be
+ * replayed again; settle on the older number, as journal.c does.
+ */
+static bool jsb_untear(struct daxfs_jsb *j)
+{
+	struct daxfs_jsb t = *j;
+
+	t.seq = j->seq - 1;		/* new seq, old crc */
+	if (jsb_crc(&t) == j->crc) {
+		*j = t;
+		return true;
+	}
+	t.seq = j->seq + 1;		/* old seq, new crc */
+	if (jsb_crc(&t) == j->crc) {
+		j->crc = jsb_crc(j);
+		return true;
+	}
+	return false;
+}
+
 /* check_journal -- the journal superblock and a committed transaction */
 static int check_journal(struct fsck *c)
 {
 	struct daxfs_jsb j;
 	uint64_t seq = 0;
-	char msg[400];
 	int ret;
 
 	ret = region_read(c->r, FS_BLOCK_OFF(c->sb.journal_start), &j,
 			  sizeof(j));
 	if (ret)
 		return fsck_fail(c, ret);
-	if (j.magic != DAXFS_JSB_MAGIC ||
-	    crc32c(0, &j, offsetof(struct daxfs_jsb, crc)) != j.crc ||
+	if (j.magic == DAXFS_JSB_MAGIC && jsb_crc(&j) != j.crc &&
+	    all_zero(j.reserved, sizeof(j.reserved)) && jsb_untear(&j)) {
+		ret = c->repair ? jsb_store(c, &j) : 0;
+		if (ret)
+			return fsck_fail(c, ret);
+		fsck_note(c, "journal superblock was caught mid-update by a "
+			  "crash; %s", c->repair ? "settled" :
+			  "the mount settles it");
+	}
+	if (j.magic != DAXFS_JSB_MAGIC || jsb_crc(&j) != j.crc ||
 	    !all_zero(j.reserved, sizeof(j.reserved))) {
 		ret = c->repair ? jsb_rebuild(c) : 0;
 		fsck_problem(c, ret, "rebuilt", "journal superblock is "
@@ -428,51 +529,70 @@ static int check_journal(struct fsck *c)
 			     "disagrees with the superblock");
 		return c->fatal;
 	}
-	daxfs_clearerr();
-	ret = journal_recover(c->r, &c->sb, false, &seq);
+	ret = load_tx(c, &j, &seq);
 	if (ret == -EUCLEAN) {
-		snprintf(msg, sizeof(msg), "%s", daxfs_errmsg(ret));
 		if (c->repair) {
 			j.seq++;
 			ret = jsb_store(c, &j);
 		} else {
 			ret = 0;
 		}
-		fsck_problem(c, ret, "discarded", "%s; the mount would "
-			     "refuse it", msg);
+		fsck_problem(c, ret, "discarded", "journal transaction %llu is "
+			     "malformed; the mount would refuse it",
+			     (unsigned long long)seq);
 		return c->fatal;
 	}
 	if (ret < 0)
 		return fsck_fail(c, ret);
 	if (ret == 0)
 		return 0;
-	if (c->repair) {
-		ret = journal_recover(c->r, &c->sb, true, &seq);
-		if (ret < 0)
-			return fsck_fail(c, ret);
-		c->changed = true;
-		fsck_note(c, "replayed committed journal transaction %llu",
-			  (unsigned long long)seq);
+	if (!c->repair) {
+		fsck_note(c, "journal holds committed transaction %llu; it "
+			  "will be replayed at mount", (unsigned long long)seq);
 		return 0;
 	}
-	ret = build_overlay(c);
-	if (ret == -EUCLEAN) {
-		daxfs_seterr("journal transaction %llu cannot be read",
-			     (unsigned long long)seq);
-		return ret;
-	}
-	if (ret)
+	drop_tx(c);
+	daxfs_clearerr();
+	ret = journal_recover(c->r, &c->sb, true, &seq);
+	if (ret < 0)
 		return fsck_fail(c, ret);
-	fsck_note(c, "journal holds committed transaction %llu; it will be "
-		  "replayed at mount", (unsigned long long)seq);
+	c->changed = true;
+	fsck_note(c, "replayed committed journal transaction %llu",
+		  (unsigned long long)seq);
 	return 0;
 }
 
-/* setup -- geometry, the bitmaps and the per-inode arrays */
+/* fsck_free_count -- clear bits of map in [0, n): free blocks */
+uint64_t fsck_free_count(const uint64_t *map, uint64_t n)
+{
+	uint64_t used = 0;
+
+	for (uint64_t w = 0; w < n / 64; w++)
+		used += (uint64_t)__builtin_popcountll(map[w]);
+	for (uint64_t b = n / 64 * 64; b < n; b++)
+		used += fsck_bit(map, b);
+	return n - used;
+}
+
+/*
+ * setup -- geometry, the bitmaps and the per-inode arrays.  super_check()
+ * bounds the fields one by one; the sums are checked here again without
+ * room for overflow, since every size below is allocated from them.
+ */
 static int setup(struct fsck *c)
 {
 	const struct daxfs_dsb *sb = &c->sb;
 	int ret;
+
+	if (sb->bitmap_blocks > sb->nblocks ||
+	    sb->itable_blocks > sb->nblocks ||
+	    sb->bitmap_blocks * 8 * DAXFS_BLOCK_SIZE < sb->nblocks ||
+	    sb->itable_start + sb->itable_blocks > sb->data_start ||
+	    DIV_ROUND_UP(sb->ninodes * DAXFS_INODE_SIZE, DAXFS_BLOCK_SIZE) >
+		sb->itable_blocks) {
+		daxfs_seterr("superblock layout is inconsistent");
+		return -EUCLEAN;
+	}
 
 	c->nblocks = sb->nblocks;
 	c->ninodes = sb->ninodes;
@@ -492,23 +612,23 @@ static int setup(struct fsck *c)
 			c->nwords * 8);
 	if (ret)
 		return fsck_fail(c, ret);
-	for (uint64_t b = 0; b < c->nblocks; b++)
-		if (!fsck_bit(c->bitmap, b))
-			c->free_read++;
+	c->free_read = fsck_free_count(c->bitmap, c->nblocks);
 	fsck_bits(c->owned, 0, c->data_start, true);
 	fsck_bits(c->owned, sb->backup_block, 1, true);
 	fsck_bits(c->owned, c->nblocks, c->nwords * 64 - c->nblocks, true);
 	return 0;
 }
 
+/* teardown -- free everything a run allocated; close the region */
 static void teardown(struct fsck *c)
 {
 	for (uint64_t k = 0; k < c->ndirs; k++)
 		free(c->dirs[k].ext);
 	free(c->dirs);
-	if (c->lf)
+	if (c->lf && c->lf_own) {
 		free(c->lf->ext);
-	free(c->lf);
+		free(c->lf);
+	}
 	fsck_names_free(c->lf_names);
 	free(c->conf);
 	free(c->istate);
@@ -558,8 +678,8 @@ int fsck_run(const char *spec, const struct fsck_opts *o,
 		ret = fsck_pass_space(&c);
 	if (!ret && c.fatal)
 		ret = c.fatal;
-	if (ret && c.fatal == ret)
-		fsck_fail(&c, ret);	/* keeps the first sentence */
+	if (ret && ret == c.fatal)
+		fatal_msg(ret);		/* passes may have reset the sentence */
 	teardown(&c);
 	return ret;
 }

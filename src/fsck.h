@@ -59,7 +59,7 @@ int fsck_run(const char *spec, const struct fsck_opts *o,
 #define IS_XDROP	0x0040u		/* its xattr block was dropped */
 #define IS_EDROP	0x0080u		/* its extents were dropped */
 #define IS_NEW		0x0100u		/* created by this run */
-#define IS_ORPHAN	0x0200u		/* allocated with no links */
+#define IS_ORPHAN	0x0200u		/* nlink 0: an orphan unless linked */
 
 #define DT_DIR_		4u		/* DAXFS_S_IFDIR >> 12 */
 
@@ -126,6 +126,7 @@ struct fsck {
 	uint64_t *owned;		/* what the metadata claims */
 	uint64_t *dup;			/* claimed more than once; lazy */
 	uint64_t free_read;		/* free blocks in the bitmap as read */
+	uint64_t alloc_hint;		/* where fsck_alloc_run looks first */
 	bool bitmap_dirty;
 
 	/* inodes */
@@ -134,7 +135,8 @@ struct fsck {
 	uint64_t used_read;		/* slots with a mode, as read */
 	struct fdir *dirs;		/* sorted by ino */
 	uint64_t ndirs, dirs_cap;
-	struct fdir *lf;		/* /lost+found, kept outside dirs */
+	struct fdir *lf;		/* /lost+found: in dirs, or made */
+	bool lf_own;			/* made by this run, freed with c */
 	struct nameset *lf_names;
 	bool lf_unusable;		/* "lost+found" is not a directory */
 	bool root_bad;
@@ -165,6 +167,7 @@ static inline bool fsck_bit(const uint64_t *map, uint64_t b)
 }
 
 void fsck_bits(uint64_t *map, uint64_t start, uint64_t len, bool on);
+uint64_t fsck_free_count(const uint64_t *map, uint64_t n);
 
 /* fsck_inode.c */
 int fsck_ext_read(struct fsck *c, const struct daxfs_dinode *d, uint64_t ino,
@@ -189,6 +192,8 @@ int fsck_pass_space(struct fsck *c);
 int fsck_pass_dirs(struct fsck *c);
 int fsck_pass_reach(struct fsck *c);
 int fsck_pass_links(struct fsck *c);
+int fsck_make_dir(struct fsck *c, uint64_t ino, uint64_t parent,
+		  uint32_t perm, uint32_t uid, uint32_t gid);
 void fsck_names_free(struct nameset *s);
 
 #endif /* DAXFS_FSCK_H */

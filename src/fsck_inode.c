@@ -10,15 +10,19 @@
  * bounded by the geometry.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsck.h"
 
 #define BS		DAXFS_BLOCK_SIZE
 #define EXTSZ		sizeof(struct daxfs_dextent)
 #define BATCH		256		/* dinodes per read: 64 KiB */
+#define NAME_OWNERS_MAX	64		/* conflicts worth a rescan to name */
 
+/* zeroes -- are n bytes at p all zero? */
 static bool zeroes(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -96,18 +100,27 @@ int fsck_ext_read(struct fsck *c, const struct daxfs_dinode *d, uint64_t ino,
 	}
 	for (uint32_t k = 0; k < n && !ret; k++) {
 		const struct daxfs_dextent *x = &raw[k];
+		const char *why = NULL;
 
 		e[k].lblk = x->lblk;
 		e[k].pblk = x->pblk;
 		e[k].len = x->len;
-		if (x->reserved || !in_data(c, x->pblk, x->len) ||
-		    x->lblk + x->len < x->lblk ||
-		    (k && x->lblk < e[k - 1].lblk + e[k - 1].len)) {
+		if (x->reserved)
+			why = "has reserved bits set";
+		else if (!x->len)
+			why = "is empty";
+		else if (!in_data(c, x->pblk, x->len))
+			why = "lies outside the data area";
+		else if (x->lblk + x->len < x->lblk)
+			why = "runs past the largest file offset";
+		else if (k && x->lblk < e[k - 1].lblk + e[k - 1].len)
+			why = "is out of order or overlaps the one before";
+		if (why) {
 			daxfs_seterr("inode %llu: extent %u (file block %llu, "
-				     "region block %llu, %u blocks) is invalid",
+				     "region block %llu, %u blocks) %s",
 				     (unsigned long long)ino, k,
 				     (unsigned long long)x->lblk,
-				     (unsigned long long)x->pblk, x->len);
+				     (unsigned long long)x->pblk, x->len, why);
 			ret = -EUCLEAN;
 		}
 	}
@@ -206,6 +219,7 @@ static int inode_claims(struct fsck *c, uint64_t ino,
 	return ret;
 }
 
+/* claim_cb -- inode_claims callback: claim (and record clashes if arg) */
 static int claim_cb(struct fsck *c, uint64_t ino, enum claim_kind kind,
 		    uint32_t idx, uint64_t start, uint64_t len, void *arg)
 {
@@ -324,7 +338,10 @@ static int scan_inode(struct fsck *c, uint64_t ino, struct daxfs_dinode *d)
 	if (zeroes(d, sizeof(*d)))
 		return 0;
 	if (ino == 0) {
-		ret = c->repair ? fsck_inode_clear(c, 0, 0) : 0;
+		static const struct daxfs_dinode zero;
+
+		ret = c->repair ? fsck_write(c, c->itable_off, &zero,
+					     sizeof(zero)) : 0;
 		fsck_problem(c, ret, "cleared", "inode 0 is reserved but "
 			     "not empty");
 		return c->fatal;
@@ -413,11 +430,12 @@ static int scan_inode(struct fsck *c, uint64_t ino, struct daxfs_dinode *d)
 static int new_root(struct fsck *c)
 {
 	struct daxfs_dinode d;
-	struct fdir *f;
+	struct fdir root;
 	int ret = 0;
 
 	if (c->repair)
-		ret = fsck_make_dir(c, DAXFS_ROOT_INO, DAXFS_ROOT_INO, 0755);
+		ret = fsck_make_dir(c, DAXFS_ROOT_INO, DAXFS_ROOT_INO, 0755,
+				    (uint32_t)getuid(), (uint32_t)getgid());
 	if (!c->root_bad)
 		fsck_problem(c, ret, "created", "root directory is missing");
 	if (ret)
@@ -427,15 +445,10 @@ static int new_root(struct fsck *c)
 	d.nlink = 2;
 	if (add_dir(c, DAXFS_ROOT_INO, &d, NULL, 0))
 		return c->fatal;
-	/* keep dirs sorted: the root goes first */
-	f = &c->dirs[c->ndirs - 1];
-	{
-		struct fdir root = *f;
-
-		memmove(&c->dirs[1], &c->dirs[0],
-			(c->ndirs - 1) * sizeof(*c->dirs));
-		c->dirs[0] = root;
-	}
+	/* keep dirs sorted: the root, inode 1, goes first */
+	root = c->dirs[c->ndirs - 1];
+	memmove(&c->dirs[1], &c->dirs[0], (c->ndirs - 1) * sizeof(*c->dirs));
+	c->dirs[0] = root;
 	c->istate[DAXFS_ROOT_INO] = IS_USED | IS_NEW | DT_DIR_;
 	return 0;
 }
@@ -494,9 +507,10 @@ static int inode_extents(struct fsck *c, uint64_t ino,
 		return 0;
 	}
 	ret = fsck_ext_read(c, d, ino, e, n);
-	return ret ? fsck_fail(c, ret == -EUCLEAN ? -EIO : ret) : 0;
+	return ret ? fsck_fail(c, ret) : 0;
 }
 
+/* claim_ord -- the order inode_claims visits an inode's claims in */
 static uint32_t claim_ord(enum claim_kind kind, uint32_t idx)
 {
 	return kind == CLAIM_ARRAY ? 0 : kind == CLAIM_DATA ? idx + 1 :
@@ -539,8 +553,8 @@ static int name_owners(struct fsck *c)
 	return c->fatal;
 }
 
-/* clone -- give a conflicting claim its own copy of the blocks */
-static int clone(struct fsck *c, const struct fconflict *x, uint64_t *to)
+/* clone_claim -- give a conflicting claim its own copy of the blocks */
+static int clone_claim(struct fsck *c, const struct fconflict *x, uint64_t *to)
 {
 	struct daxfs_dinode d;
 	struct fdir *f;
@@ -600,7 +614,7 @@ int fsck_pass_conflicts(struct fsck *c)
 {
 	if (!c->nconf)
 		return 0;
-	if (c->nconf <= 4096 && name_owners(c))
+	if (c->nconf <= NAME_OWNERS_MAX && name_owners(c))
 		return c->fatal;
 	for (uint64_t k = 0; k < c->nconf && !c->fatal; k++) {
 		const struct fconflict *x = &c->conf[k];
@@ -626,7 +640,7 @@ int fsck_pass_conflicts(struct fsck *c)
 		else
 			snprintf(other, sizeof(other), "another inode");
 		if (c->repair) {
-			ret = clone(c, x, &to);
+			ret = clone_claim(c, x, &to);
 			if (!ret)
 				snprintf(how, sizeof(how), "copied to blocks "
 					 "%llu-%llu", (unsigned long long)to,
@@ -636,8 +650,8 @@ int fsck_pass_conflicts(struct fsck *c)
 					 "a copy");
 		}
 		fsck_problem(c, ret, how[0] ? how : NULL, "inode %llu: %s "
-			     "shares blocks with %s", (unsigned long long)x->ino,
-			     what, other);
+			     "shares blocks with %s",
+			     (unsigned long long)x->ino, what, other);
 	}
 	return c->fatal;
 }
@@ -667,6 +681,7 @@ int fsck_rebuild_owned(struct fsck *c)
 	return c->fatal;
 }
 
+/* release_cb -- inode_claims callback: the blocks become free */
 static int release_cb(struct fsck *c, uint64_t ino, enum claim_kind kind,
 		      uint32_t idx, uint64_t start, uint64_t len, void *arg)
 {

@@ -153,7 +153,8 @@ int journal_recover(struct region *r, const struct daxfs_dsb *sb,
 		}
 		memcpy(&rec, buf + pos, REC_HDR);
 		pos += REC_HDR;
-		if (rec.len > h.len - pos || !record_ok(sb, rec.off, rec.len)) {
+		if (ALIGN_UP((uint64_t)rec.len, 8) > h.len - pos ||
+		    !record_ok(sb, rec.off, rec.len)) {
 			ret = -EUCLEAN;
 			break;
 		}
