@@ -186,7 +186,7 @@ int super_read(struct region *r, struct daxfs_dsb *sb, bool *used_backup);
 int super_write(struct region *r, struct daxfs_dsb *sb);
 int super_geometry(uint64_t size, uint64_t align, uint64_t ninodes,
 		   struct daxfs_dsb *sb);
-uint64_t super_min_size(uint64_t align);
+uint64_t super_min_size(uint64_t align, uint64_t ninodes);
 int daxfs_mkfs(struct region *r, const struct mkfs_opts *o);
 bool super_has_magic(struct region *r);
 

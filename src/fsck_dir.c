@@ -718,8 +718,14 @@ int fsck_pass_links(struct fsck *c)
 		return fsck_fail(c, -ENOMEM);
 	for (uint64_t base = 0; base < c->ninodes && !c->fatal;
 	     base += BATCH) {
-		uint64_t n = MIN(BATCH, c->ninodes - base);
+		uint64_t n = MIN(BATCH, c->ninodes - base), used = 0;
 
+		/* only batches with inodes in use are read: a sparse file
+		 * region's unused table stays unread (and unallocated) */
+		for (uint64_t k = 0; k < n && !used; k++)
+			used = c->istate[base + k] & IS_USED;
+		if (!used)
+			continue;
 		ret = fsck_read(c, c->itable_off + base * DAXFS_INODE_SIZE,
 				buf, n * DAXFS_INODE_SIZE);
 		if (ret) {

@@ -578,7 +578,16 @@ int imap_init(struct daxfs *fs)
 	fs->norphans = 0;
 	for (uint64_t base = 0; base < fs->ninodes && !ret; base += per) {
 		uint64_t n = MIN(per, fs->ninodes - base);
+		uint64_t off = fs->itable_off + base * DAXFS_INODE_SIZE;
+		uint64_t end = fs->itable_off + fs->ninodes * DAXFS_INODE_SIZE;
+		uint64_t next = region_next_data(fs->r, off, end);
 
+		/* a hole in a file region: never-used slots, skip them */
+		if (next >= off + per * DAXFS_INODE_SIZE) {
+			base = ALIGN_DOWN((next - fs->itable_off) /
+					  DAXFS_INODE_SIZE, per) - per;
+			continue;
+		}
 		ret = region_read(fs->r, fs->itable_off +
 				  base * DAXFS_INODE_SIZE, buf,
 				  n * DAXFS_INODE_SIZE);

@@ -281,6 +281,24 @@ int region_data_sync(struct region *r, uint64_t off, uint64_t len)
 	return region_persist(r, off, len);
 }
 
+/*
+ * region_next_data -- the first offset at or after off that may hold
+ * anything but zeroes (end when none).  A file region answers from its
+ * holes (SEEK_DATA), so scanning a big sparse region does not read -- and
+ * on tmpfs allocate -- gigabytes of zeroes; a device answers off.
+ */
+uint64_t region_next_data(struct region *r, uint64_t off, uint64_t end)
+{
+	off_t d;
+
+	if (r->kind != REGION_KIND_FILE || r->fd < 0 || off >= end)
+		return off;
+	d = lseek(r->fd, (off_t)off, SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO ? end : off;
+	return MIN((uint64_t)d, end);
+}
+
 /* region_ptr -- where the kernel may copy a read reply from */
 const void *region_ptr(struct region *r, uint64_t off, uint64_t len)
 {

@@ -97,6 +97,9 @@ int region_data_write(struct region *r, uint64_t off, const void *src,
 int region_data_zero(struct region *r, uint64_t off, uint64_t len);
 int region_data_sync(struct region *r, uint64_t off, uint64_t len);
 
+/* skip a file region's holes when scanning */
+uint64_t region_next_data(struct region *r, uint64_t off, uint64_t end);
+
 /* a pointer for the kernel to copy from; NULL outside or when gone */
 const void *region_ptr(struct region *r, uint64_t off, uint64_t len);
 

@@ -82,15 +82,32 @@ int super_geometry(uint64_t size, uint64_t align, uint64_t ninodes,
 	return 0;
 }
 
-/* super_min_size -- the smallest region mkfs can format */
-uint64_t super_min_size(uint64_t align)
+/* super_min_size -- the smallest region mkfs can format with ninodes
+ * inode slots (0: the default count) */
+uint64_t super_min_size(uint64_t align, uint64_t ninodes)
 {
 	struct daxfs_dsb sb;
-	uint64_t s = DAXFS_MIN_REGION;
+	uint64_t lo = 0, hi = 1;	/* sizes DAXFS_MIN_REGION + k * align */
 
-	while (super_geometry(s, align, 0, &sb))
-		s += align;
-	return s;
+#define FITS(k) (super_geometry(DAXFS_MIN_REGION + (k) * align, align, \
+				ninodes, &sb) != -ENOSPC)
+	if (FITS(0))
+		return DAXFS_MIN_REGION;
+	/* the smallest k that fits: double, then halve the gap */
+	while (!FITS(hi) && hi < (1ULL << 40)) {
+		lo = hi;
+		hi *= 2;
+	}
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (FITS(mid))
+			hi = mid;
+		else
+			lo = mid;
+	}
+#undef FITS
+	return DAXFS_MIN_REGION + hi * align;
 }
 
 /*
@@ -337,13 +354,15 @@ int daxfs_mkfs(struct region *r, const struct mkfs_opts *o)
 	if (size > r->size)
 		size = r->size;
 	ret = super_geometry(size, r->align, o->ninodes, &sb);
-	if (ret == -ENOSPC) {
+	if (ret == -ENOSPC || (!ret && size < super_min_size(r->align,
+							     o->ninodes))) {
 		char a[32];
 
-		daxfs_seterr("region is too small; the minimum is %s",
-			     format_size(super_min_size(r->align), a,
-					 sizeof(a)));
-		return ret;
+		daxfs_seterr("region is too small%s; the minimum is %s",
+			     o->ninodes ? " for that many inodes" : "",
+			     format_size(super_min_size(r->align, o->ninodes),
+					 a, sizeof(a)));
+		return -ENOSPC;
 	}
 	if (ret) {
 		daxfs_seterr("cannot lay out %llu inodes in this region",

@@ -246,10 +246,6 @@ def test_mkfs_refuses_existing_daxfs(daxfsctl, region):
     assert after["label"] == before["label"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: cmd_mkfs (tools/daxfsctl.c) resizes the file in region_open() "
-    "before it checks for an existing daxfs, so a refused mkfs --size "
-    "still truncates (destroys) or grows the region"))
 @pytest.mark.parametrize("size", ["32M", "128M"])
 def test_refused_mkfs_leaves_region_untouched(daxfsctl, region, size):
     before = info_json(daxfsctl, region)
@@ -348,9 +344,7 @@ def test_size_below_minimum(daxfsctl, region_path, arg):
 
 @pytest.mark.parametrize("size", [
     2 * MiB,
-    pytest.param(8 * MiB, marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: cmd_mkfs (tools/daxfsctl.c) checks the 16 MiB minimum only "
-        "for --size; an existing 4-15 MiB file is formatted"))),
+    8 * MiB,
 ])
 def test_existing_file_below_minimum(daxfsctl, region_path, size):
     with open(region_path, "wb") as f:
@@ -360,9 +354,6 @@ def test_existing_file_below_minimum(daxfsctl, region_path, size):
     assert os.path.getsize(region_path) == size
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: cmd_mkfs (tools/daxfsctl.c) does not remove the file it created "
-    "when region_open() fails after creating it (here: the mapping)"))
 def test_failed_mkfs_leaves_no_file(daxfsctl, region_path):
     res = daxfsctl("mkfs", "--size", "16000T", region_path)
     one_line_error(res, region_path, rc=1)
@@ -376,11 +367,10 @@ def test_inodes(daxfsctl, region_path, n):
     res = ok(daxfsctl("mkfs", "--size", "64M", "--inodes", n, region_path))
     assert f"{n} inodes" in res.out
     j = info_json(daxfsctl, region_path)
-    # --inodes counts inode slots; slot 0 is reserved, so info reports one
-    # less usable inode
-    assert j["inodes"] == n - 1
+    # --inodes counts usable inodes: what mkfs prints and info reports
+    assert j["inodes"] == n
     assert j["used_inodes"] == 1
-    assert j["layout"]["itable_blocks"] * BLOCK >= n * 256
+    assert j["layout"]["itable_blocks"] * BLOCK >= (n + 1) * 256
 
 
 def test_inodes_default_depends_on_size(daxfsctl, region_path):
@@ -402,7 +392,8 @@ def test_inodes_too_many_for_region(daxfsctl, region_path):
     # 10^6 inodes need 244 MiB of inode table: more than the region
     res = daxfsctl("mkfs", "--size", "64M", "--inodes", "1000000",
                    region_path)
-    one_line_error(res, region_path, rc=1)
+    one_line_error(res, region_path, "too small for that many inodes",
+                   rc=1)
     assert not os.path.exists(region_path)
 
 

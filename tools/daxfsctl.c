@@ -27,6 +27,9 @@ static const char *prog = "daxfsctl";
 /* usage_error -- a usage error: one line, exit 2 */
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
+	/* mkfs.daxfs is the mkfs command under another name */
+	if (strcmp(prog, "daxfsctl"))
+		cmd = NULL;
 	fprintf(stderr, "%s%s%s: ", prog, cmd ? " " : "", cmd ? cmd : "");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "; see '%s%s%s --help'\n", prog, cmd ? " " : "",
@@ -34,13 +37,23 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 	return 2;
 }
 
-/* ctl_bad_option -- report what getopt rejected, in one line */
+/* ctl_bad_option -- report what getopt rejected, in one line, naming
+ * the option as it was typed */
 int ctl_bad_option(const char *cmd, char **argv, int exit_code)
 {
+	const char *typed = argv[optind - 1];
 	char o[3] = { '-', (char)optopt, 0 };
-	const char *what = optopt ? o : argv[optind - 1];
+	char name[128];
 
-	usage_error(cmd, "unknown option or missing value: '%s'", what);
+	if (!strncmp(typed, "--", 2)) {
+		/* "--label" missing its value, or "--json=1" */
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(typed, "="),
+			 typed);
+		typed = name;
+	} else if (optopt) {
+		typed = o;
+	}
+	usage_error(cmd, "unknown option or missing value: '%s'", typed);
 	return exit_code;
 }
 
@@ -71,8 +84,9 @@ static int cmd_mkfs(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mkfs_opts o = { 0 };
-	struct region *r;
+	struct region *r = NULL;
 	const char *spec;
+	uint64_t min;
 	bool force = false, created = false;
 	struct stat st;
 	char a[32], b[32];
@@ -113,11 +127,14 @@ static int cmd_mkfs(int argc, char **argv)
 		return usage_error("mkfs", "%s", optind >= argc ?
 				   "no region given" : "too many arguments");
 	spec = argv[optind];
-	if (o.size && o.size < super_min_size(2ULL << 20) &&
-	    !region_spec_is_devdax(spec)) {
-		fprintf(stderr, "%s: %s: size %s is too small; the minimum "
+	if (o.ninodes)
+		o.ninodes++;		/* slot 0 is never used */
+	min = super_min_size(2ULL << 20, o.ninodes);
+	if (o.size && o.size < min && !region_spec_is_devdax(spec)) {
+		fprintf(stderr, "%s: %s: size %s is too small%s; the minimum "
 			"is %s\n", prog, spec, format_size(o.size, a, sizeof(a)),
-			format_size(super_min_size(2ULL << 20), b, sizeof(b)));
+			o.ninodes ? " for that many inodes" : "",
+			format_size(min, b, sizeof(b)));
 		return 1;
 	}
 	if (stat(spec, &st) && errno == ENOENT && !region_spec_is_devdax(spec)) {
@@ -128,17 +145,39 @@ static int cmd_mkfs(int argc, char **argv)
 		}
 		created = true;
 	}
-	ret = region_open(spec, REGION_CREATE, o.size, &r);
-	if (ret) {
-		fprintf(stderr, "%s: %s: %s\n", prog, spec,
-			daxfs_errmsg(ret));
-		return 1;
+	/*
+	 * An existing region is looked at before anything changes it: a
+	 * refused mkfs must not have resized (truncated) the file.
+	 */
+	if (!created) {
+		ret = region_open(spec, 0, 0, &r);
+		if (ret) {
+			fprintf(stderr, "%s: %s: %s\n", prog, spec,
+				daxfs_errmsg(ret));
+			return 1;
+		}
+		if (!force && super_has_magic(r)) {
+			fprintf(stderr, "%s: %s: already holds a daxfs "
+				"filesystem; use --force to overwrite it\n",
+				prog, spec);
+			region_close(r);
+			return 1;
+		}
+		if (o.size && r->kind == REGION_KIND_FILE && o.size != r->size) {
+			/* reopen to resize, still refusing a mounted one */
+			region_close(r);
+			r = NULL;
+		}
 	}
-	if (!force && !created && super_has_magic(r)) {
-		fprintf(stderr, "%s: %s: already holds a daxfs filesystem; "
-			"use --force to overwrite it\n", prog, spec);
-		region_close(r);
-		return 1;
+	if (!r) {
+		ret = region_open(spec, REGION_CREATE, o.size, &r);
+		if (ret) {
+			fprintf(stderr, "%s: %s: %s\n", prog, spec,
+				daxfs_errmsg(ret));
+			if (created)
+				unlink(spec);
+			return 1;
+		}
 	}
 	o.uid = getuid();
 	o.gid = getgid();
@@ -157,7 +196,7 @@ static int cmd_mkfs(int argc, char **argv)
 		printf("%s: formatted %s: %s, %llu inodes, data aligned to "
 		       "%s\n", prog, spec,
 		       format_size(sb.region_size, a, sizeof(a)),
-		       (unsigned long long)sb.ninodes,
+		       (unsigned long long)(sb.ninodes - 1),
 		       format_size(sb.data_align, b, sizeof(b)));
 	}
 	region_close(r);
@@ -191,7 +230,18 @@ static int count_used_inodes(struct region *r, const struct daxfs_dsb *sb,
 	*used = 0;
 	for (uint64_t i = 0; i < sb->ninodes && !ret; i += 64) {
 		uint64_t n = MIN(64, sb->ninodes - i);
+		uint64_t off = FS_BLOCK_OFF(sb->itable_start) +
+			       i * DAXFS_INODE_SIZE;
+		uint64_t next = region_next_data(r, off,
+				FS_BLOCK_OFF(sb->itable_start) +
+				sb->ninodes * DAXFS_INODE_SIZE);
 
+		/* holes in a sparse file region are unused slots */
+		if (next >= off + 64 * DAXFS_INODE_SIZE) {
+			i = ALIGN_DOWN((next - FS_BLOCK_OFF(sb->itable_start)) /
+				       DAXFS_INODE_SIZE, 64) - 64;
+			continue;
+		}
 		ret = region_read(r, FS_BLOCK_OFF(sb->itable_start) +
 				  i * DAXFS_INODE_SIZE, d,
 				  n * DAXFS_INODE_SIZE);

@@ -184,7 +184,7 @@ static void test_geometry(void)
 	/* super_min_size is the smallest size that lays out */
 	static const uint64_t aligns[] = { 4096, 64 << 10, 2 * MiB, 1 * GiB };
 	for (size_t k = 0; k < ARRAY_SIZE(aligns); k++) {
-		uint64_t m = super_min_size(aligns[k]);
+		uint64_t m = super_min_size(aligns[k], 0);
 
 		CHECK_OK(super_geometry(m, aligns[k], 0, &sb));
 		geometry_ok(m, aligns[k], &sb);
@@ -193,7 +193,7 @@ static void test_geometry(void)
 			CHECK(super_geometry(m - aligns[k], aligns[k], 0,
 					     &sb) != 0);
 	}
-	CHECK_EQ(super_min_size(2 * MiB), 16 * MiB);
+	CHECK_EQ(super_min_size(2 * MiB, 0), 16 * MiB);
 }
 
 /* read_sb -- the primary superblock of a region, raw */
