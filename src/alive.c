@@ -103,7 +103,9 @@ static bool allowed(int state, enum gate_use use)
 /*
  * gate_enter -- may this request use the region?  0, or the errno to
  * reply with: ENXIO for new users (as a dead device answers), EIO for
- * everything else.
+ * everything else.  A refused LOOKUP counts as a new user: it is the first
+ * step of every open and create whose name the kernel no longer caches,
+ * and answering it EIO would turn that open's ENXIO into EIO.
  */
 int gate_enter(struct gate *g, enum gate_use use, unsigned opcode,
 	       uint64_t ino)
@@ -123,7 +125,7 @@ int gate_enter(struct gate *g, enum gate_use use, unsigned opcode,
 	}
 	atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
 	atomic_fetch_add_explicit(&g->refused, 1, memory_order_relaxed);
-	return use == USE_NEW ? ENXIO : EIO;
+	return use == USE_NEW || opcode == GATE_OP_LOOKUP ? ENXIO : EIO;
 }
 
 /* gate_exit -- the request has replied and no longer uses the region */

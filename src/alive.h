@@ -29,6 +29,9 @@ enum gate_use {
 	USE_INTERNAL,		/* release, forget: the daemon's own work */
 };
 
+/* the FUSE opcode of LOOKUP (FUSE_LOOKUP in linux/fuse.h) */
+#define GATE_OP_LOOKUP 1
+
 /* one per worker thread, reused after the thread exits */
 struct gate_slot {
 	atomic_long inflight;		/* owned by its thread */

@@ -168,9 +168,13 @@ static void run(struct daemon *d, bool forced, const char *cause,
 	rep.uring_cancelled = cancel_all(u);
 	rep.ms_drain = ms_since(t);
 
-	/* 3. released: persist, mark clean, let go of the region */
+	/* 3. released: persist, mark clean, let go of the region.  Not
+	 * when the region vanished: no fault may have been seen yet (an idle
+	 * daemon whose file region was cut), but writing to it now would mark
+	 * clean a region that lost its tail. */
 	t = now_ns();
-	if (region_alive(d->fs->r) && !rep.timed_out) {
+	if (region_alive(d->fs->r) && !rep.timed_out &&
+	    !(forced && region_backing_gone(d->fs->r))) {
 		ret = fs_quiesce(d->fs);
 		if (ret && !rep.error)
 			rep.error = (uint32_t)-ret;

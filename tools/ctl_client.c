@@ -117,15 +117,15 @@ static void status_json(const struct daxfs_ctl_status *st)
 	json_end(&j);
 }
 
-static void report_text(const struct daxfs_ctl_report *r)
+/* report_text -- the unbind report; `state` tells whether it is final */
+static void report_text(const struct daxfs_ctl_report *r, uint32_t state)
 {
 	char a[32], b[32];
 
 	if (!r->valid)
 		return;
 	printf("unbind:       %s (%s)%s\n", r->forced ? "forced" : "orderly",
-	       r->cause, r->ms_total || r->inodes_revoked ||
-	       r->requests_drained ? "" : ", in progress");
+	       r->cause, state == GATE_RELEASED ? "" : ", in progress");
 	printf("  revoked:    %llu inodes in %llu ms\n",
 	       (unsigned long long)r->inodes_revoked,
 	       (unsigned long long)r->ms_revoke);
@@ -173,7 +173,7 @@ static void status_text(const struct daxfs_ctl_status *st)
 	       (unsigned long long)st->inodes_free);
 	printf("unbind after: %.1f s at most\n",
 	       (double)st->unbind_timeout_ms / 1000.0);
-	report_text(&st->report);
+	report_text(&st->report, st->state);
 }
 
 static const char status_help[] =
@@ -335,7 +335,7 @@ int cmd_unbind(int argc, char **argv)
 		json_end(&j);
 	} else {
 		printf("%s: region %s released\n", st.mountpoint, st.region);
-		report_text(&st.report);
+		report_text(&st.report, st.state);
 	}
 	return st.report.timed_out ? 3 : 0;
 }
