@@ -39,6 +39,7 @@ void unbind_stop(struct daemon *d);
 int unbind_request(struct daemon *d, bool forced, const char *cause,
 		   uint64_t timeout_ms);
 void unbind_report(struct daemon *d, struct daxfs_ctl_report *out);
+void unbind_reinvalidate(struct daemon *d, uint64_t ino);
 uint64_t unbind_uring_ops(struct daemon *d);
 
 /* ops.c */

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
 #include <liburing.h>
 
 #include "daemon.h"
@@ -54,6 +56,8 @@ struct unbind {
 	char cause[128];
 	uint64_t timeout_ms;
 	struct daxfs_ctl_report report;
+	uint64_t again[64];		/* inodes to invalidate once more */
+	uint32_t nagain;
 };
 
 static uint64_t ms_since(uint64_t t0)
@@ -330,12 +334,24 @@ static void *thread(void *arg)
 		} else {
 			uint64_t v;
 
-			/* released: nothing left to watch; wait to stop */
+			uint64_t again[ARRAY_SIZE(u->again)];
+			uint32_t n;
+
+			/* released: nothing left to watch but requests to
+			 * invalidate inodes again; wait to stop */
 			if (read(u->efd, &v, sizeof(v)) < 0) {
 				struct pollfd p = { u->efd, POLLIN, 0 };
 
 				poll(&p, 1, 1000);
 			}
+			pthread_mutex_lock(&u->lock);
+			n = u->nagain;
+			memcpy(again, u->again, n * sizeof(*again));
+			u->nagain = 0;
+			pthread_mutex_unlock(&u->lock);
+			for (uint32_t k = 0; k < n; k++)
+				fuse_lowlevel_notify_inval_inode(d->se, again[k],
+								 0, 0);
 		}
 		pthread_mutex_lock(&u->lock);
 		stop = u->stop;
@@ -444,6 +460,34 @@ int unbind_request(struct daemon *d, bool forced, const char *cause,
 	if (!ret && write(u->efd, &one, sizeof(one)) < 0)
 		ret = -errno;
 	return ret;
+}
+
+/*
+ * unbind_reinvalidate -- a write was refused after revocation.  The
+ * kernel put that write's data into the page cache, marked valid, before
+ * asking us, so a reader (or a new mapping) could still see it: drop the
+ * inode's pages once more, from the unbind thread (a request thread
+ * cannot: the writer still holds those pages locked until we reply).
+ */
+void unbind_reinvalidate(struct daemon *d, uint64_t ino)
+{
+	struct unbind *u = d->ub;
+	uint64_t one = 1;
+	bool queued = false;
+
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	for (uint32_t k = 0; k < u->nagain; k++)
+		if (u->again[k] == ino)
+			queued = true;
+	if (!queued && u->nagain < ARRAY_SIZE(u->again)) {
+		u->again[u->nagain++] = ino;
+		queued = true;
+	}
+	pthread_mutex_unlock(&u->lock);
+	if (queued && write(u->efd, &one, sizeof(one)) < 0)
+		syslog(LOG_WARNING, "daxfs: cannot wake the unbind thread");
 }
 
 void unbind_report(struct daemon *d, struct daxfs_ctl_report *out)
