@@ -76,6 +76,7 @@ for b in "${passes[@]}"; do
 	rc=0
 	DAXFS_BUILD="$root/$b" run_logged "$logs/pytest-$b.log" \
 		timeout -k 30 1200 "$PY" -m pytest -q -rfEsx -p no:cacheprovider \
+		--basetemp="$(mktemp -d /tmp/daxfs-pytest-XXXXXX)" \
 		--junitxml="$logs/pytest-$b.xml" tests/ || rc=$?
 	case $rc in
 	0) ;;
