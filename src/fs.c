@@ -109,6 +109,15 @@ int fs_mount(const char *spec, const struct mount_opts *o, struct daxfs **out)
 		}
 		goto err;
 	}
+	if (fs->sb.state != DAXFS_STATE_CLEAN)
+		syslog(LOG_WARNING, "daxfs: %s: was not unmounted cleanly; the "
+		       "journal keeps metadata consistent after a crash, but "
+		       "if the region itself lost data (it was cut or "
+		       "overwritten) run 'daxfsctl fsck'", spec);
+	if (fs->used_backup_sb)
+		syslog(LOG_WARNING, "daxfs: %s: primary superblock damaged; "
+		       "using the backup%s", spec, o->readonly ? "" :
+		       " (mounting read-write rewrites both)");
 	if (!o->readonly) {
 		pthread_rwlock_wrlock(&fs->meta_lock);
 		ret = inode_scan_orphans(fs);
