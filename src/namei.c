@@ -898,6 +898,12 @@ int fs_setxattr(struct daxfs *fs, uint64_t ino, const char *name,
 
 	if (ret)
 		return ret;
+	/* system.* names mean something to the kernel (POSIX ACLs), which
+	 * daxfs does not implement: storing one as plain bytes would let
+	 * cp -a "set" an ACL in place of the mode and leave the mode wrong.
+	 * Refused, tools fall back to chmod. */
+	if (!strncmp(name, "system.", 7))
+		return -EOPNOTSUPP;
 	pthread_rwlock_wrlock(&fs->meta_lock);
 	ret = inode_get(fs, ino, &i);
 	if (!ret)

@@ -61,6 +61,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = -EISDIR;
 	else if (!ret && !inode_is_reg(i))
 		ret = -EINVAL;
+	/* libfuse asks for atomic O_TRUNC: the kernel then drops its pages
+	 * and size itself and leaves truncating the file to us */
+	if (!ret && (fi->flags & O_TRUNC)) {
+		struct fs_setattr a = { .valid = SETATTR_SIZE, .size = 0 };
+
+		ret = fs_setattr(d->fs, ino, &a, NULL);
+	}
 	if (ret) {
 		reply_err(req, ret == -ENOENT ? -ESTALE : ret);
 	} else {
@@ -160,6 +167,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	if (ret) {
 		if (wb)
 			atomic_fetch_add(&d->gate.lost_bytes, size);
+		else
+			unbind_reinvalidate(d, ino);
 		reply_err(req, ret);
 		return;
 	}
