@@ -59,8 +59,16 @@ static const char usage[] =
 "     allow_other             let other users use the mount\n"
 "     allow_root              let root use the mount\n"
 "     dev, nodev, suid, nosuid, exec, noexec, atime, noatime,\n"
-"     relatime, strictatime, nodiratime, sync, async, dirsync\n"
+"     sync, async, dirsync\n"
 "                             the usual meanings, handled by the kernel\n"
+"     relatime, norelatime, strictatime, diratime, nodiratime,\n"
+"     lazytime, nolazytime\n"
+"                             accepted and ignored: daxfs does not update\n"
+"                             access times on reads\n"
+"     default_permissions     always on: the kernel checks permissions\n"
+"     fsname=NAME, subtype=NAME\n"
+"                             ignored: the mount shows REGION and\n"
+"                             fuse.daxfs\n"
 "     defaults, auto, noauto, nofail, _netdev, user, users, nouser,\n"
 "     owner, group, x-*, comment=*\n"
 "                             fstab options for mount(8); ignored here\n"
@@ -105,15 +113,18 @@ static bool seconds(const char *s, double *out)
 /* parse_one -- one -o option */
 static int parse_one(struct options *o, char *opt)
 {
+	/* what libfuse passes on to the kernel mount */
 	static const char *kernel[] = {
 		"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime",
-		"noatime", "relatime", "strictatime", "nodiratime", "sync",
-		"async", "dirsync", "diratime", "norelatime", NULL,
+		"noatime", "sync", "async", "dirsync", NULL,
 	};
+	/* fstab and mount(8) options, and access-time variants: daxfs never
+	 * updates access times on reads, so they change nothing */
 	static const char *ignored[] = {
 		"defaults", "auto", "noauto", "nofail", "_netdev", "user",
 		"users", "nouser", "owner", "group", "default_permissions",
-		NULL,
+		"relatime", "norelatime", "strictatime", "nodiratime",
+		"diratime", "lazytime", "nolazytime", NULL,
 	};
 	char *v = strchr(opt, '=');
 

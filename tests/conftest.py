@@ -212,10 +212,11 @@ def mount(need_fuse, region, tmp_path):
     m = start_daxfs(region, tmp_path / "mnt")
     try:
         yield m
-    except BaseException:
-        m.cleanup()
-        raise
-    if m.alive():
-        m.unmount()
-    else:
-        m.cleanup()
+        # the test passed: the daemon must unmount and exit cleanly
+        if m.alive():
+            m.unmount()
+    finally:
+        # whatever happened (a failed test may leave files open), leave
+        # nothing mounted or running
+        if m.alive() or is_mounted(m.mnt):
+            m.cleanup()

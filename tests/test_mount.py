@@ -580,10 +580,6 @@ def test_help_lists_the_options():
         assert opt in listed, (opt, listed)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "src/daxfs_main.c parse_one(): relatime, strictatime and nodiratime "
-    "(listed in --help) go to libfuse, whose fuse_session_new() rejects "
-    "them, so the mount fails with two lines on stderr"))
 def test_every_listed_option_mounts(region, tmp_path):
     listed = listed_options(run([binary("daxfs"), "--help"]).out)
     mnt = mountpoint(tmp_path)
@@ -595,9 +591,6 @@ def test_every_listed_option_mounts(region, tmp_path):
     assert not refused, f"listed in --help but refused: {refused}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "src/daxfs_main.c parse_one() accepts -o default_permissions, fsname= "
-    "and subtype=, which usage[] does not list"))
 def test_every_accepted_option_is_listed(region, tmp_path):
     listed = listed_options(run([binary("daxfs"), "--help"]).out)
     names = {o.split("=")[0] for o in listed}
