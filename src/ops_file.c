@@ -199,13 +199,6 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	gate_exit(&d->gate);
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
-}
-
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct daemon *d = D(req);

@@ -75,7 +75,6 @@ void op_create(fuse_req_t, fuse_ino_t, const char *, mode_t,
 void op_read(fuse_req_t, fuse_ino_t, size_t, off_t, struct fuse_file_info *);
 void op_write(fuse_req_t, fuse_ino_t, const char *, size_t, off_t,
 	      struct fuse_file_info *);
-void op_flush(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
 void op_release(fuse_req_t, fuse_ino_t, struct fuse_file_info *);
 void op_fsync(fuse_req_t, fuse_ino_t, int, struct fuse_file_info *);
 void op_fallocate(fuse_req_t, fuse_ino_t, int, off_t, off_t,
