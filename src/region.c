@@ -23,7 +23,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -114,7 +116,7 @@ static void guard_unregister(struct region *r)
 	pthread_mutex_unlock(&guard_mutex);
 }
 
-enum gop { G_READ, G_WRITE, G_SET, G_FLUSH, G_MSYNC };
+enum gop { G_READ, G_WRITE, G_SET, G_FLUSH };
 
 /* guarded -- one access under the SIGBUS guard; -EIO if it faulted */
 static int guarded(struct region *r, enum gop op, void *dst, const void *src,
@@ -141,8 +143,6 @@ static int guarded(struct region *r, enum gop op, void *dst, const void *src,
 		break;
 	case G_FLUSH:
 		((pmem2_flush_fn)r->flush_fn)(dst, len);
-		break;
-	case G_MSYNC:
 		break;
 	}
 	atomic_signal_fence(memory_order_seq_cst);
@@ -203,7 +203,12 @@ int region_zero(struct region *r, uint64_t off, uint64_t len)
 		       PMEM2_F_MEM_NOFLUSH | PMEM2_F_MEM_TEMPORAL);
 }
 
-/* region_flush -- write back the cache lines (or pages) of a range */
+/*
+ * region_flush -- write back the cache lines (or pages) of a range.  A
+ * memory-backed file region (tmpfs, hugetlbfs) on page granularity has
+ * nothing to write back to: its page cache is the storage, and msync
+ * there only costs a system call.  The tracer still sees the flush.
+ */
 int region_flush(struct region *r, uint64_t off, uint64_t len)
 {
 	int ret = check(r, off, len, true);
@@ -212,6 +217,8 @@ int region_flush(struct region *r, uint64_t off, uint64_t len)
 		return ret;
 	if (r->tracer)
 		r->tracer->flush(r->tracer->arg, off, len);
+	if (r->memory_backed && !r->cacheline)
+		return 0;
 	return guarded(r, G_FLUSH, r->base + off, NULL, len, 0, 0);
 }
 
@@ -485,6 +492,13 @@ static int map_region(struct region *r, unsigned flags)
 	r->drain_fn = (void *)pmem2_get_drain_fn(map);
 	r->p2_src = src;
 	r->p2_map = map;
+	if (r->kind == REGION_KIND_FILE) {
+		struct statfs sfs;
+
+		r->memory_backed = fstatfs(r->fd, &sfs) == 0 &&
+				   (sfs.f_type == TMPFS_MAGIC ||
+				    sfs.f_type == HUGETLBFS_MAGIC);
+	}
 	pmem2_config_delete(&cfg);
 	guard_register(r);
 	atomic_store(&r->state, REGION_OK);

@@ -62,6 +62,8 @@ struct region {
 	bool readonly;
 	bool cacheline;			/* stores persist with cache flushes */
 	bool released;			/* region_release() ran */
+	bool memory_backed;		/* tmpfs/hugetlbfs file: a store is as
+					 * durable as it gets, msync is moot */
 	char *base;			/* owned by map, unmapped by region_unmap */
 	atomic_int state;		/* enum region_state */
 
