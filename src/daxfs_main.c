@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 struct options {
 	bool foreground, debug, single, readonly, allow_other;
 	bool allow_root;
+	long read_ahead_kb;		/* the mount's readahead window */
+	long max_dirty_ratio;		/* its share of dirty page cache, % */
 	char *region, *mountpoint;
 	double unbind_timeout;
 	double entry_timeout, attr_timeout;
@@ -55,6 +58,12 @@ static const char usage[] =
 "                             this mount, so its caches stay true)\n"
 "     attr_timeout=SECONDS    how long the kernel may cache attributes\n"
 "                             (default 60)\n"
+"     read_ahead_kb=KIB       the kernel's readahead window for this\n"
+"                             mount (default 1024; FUSE starts at 128)\n"
+"     max_dirty_ratio=PERCENT how much of the system's dirty page cache\n"
+"                             mapped writes to this mount may use before\n"
+"                             writers are throttled (default 20; FUSE\n"
+"                             starts at 1)\n"
 "     ro, rw                  read-only or read-write (default rw)\n"
 "     allow_other             let other users use the mount\n"
 "     allow_root              let root use the mount\n"
@@ -145,6 +154,21 @@ static int parse_one(struct options *o, char *opt)
 				return bad("%s is not a number of seconds", v);
 			return 0;
 		}
+		if (!strcmp(opt, "read_ahead_kb") ||
+		    !strcmp(opt, "max_dirty_ratio")) {
+			bool ra = opt[0] == 'r';
+			char *end;
+			long n = strtol(v, &end, 10);
+
+			if (end == v || *end || n < 1 ||
+			    n > (ra ? 65536 : 100))
+				return bad(ra ? "read_ahead_kb=%s is not a "
+					   "number of KiB from 1 to 65536" :
+					   "max_dirty_ratio=%s is not a "
+					   "percentage from 1 to 100", v);
+			*(ra ? &o->read_ahead_kb : &o->max_dirty_ratio) = n;
+			return 0;
+		}
 		if (!strcmp(opt, "comment") || !strncmp(opt, "x-", 2) ||
 		    !strcmp(opt, "fsname") || !strcmp(opt, "subtype"))
 			return 0;
@@ -219,6 +243,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->unbind_timeout = 10;
 	o->entry_timeout = 60;
 	o->attr_timeout = 60;
+	o->read_ahead_kb = 1024;
+	o->max_dirty_ratio = 20;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "fdso:hV", lo, NULL)) != -1) {
 		switch (c) {
@@ -321,6 +347,47 @@ static void detach(void)
 	}
 }
 
+/*
+ * tune_bdi -- the kernel gives every FUSE mount a 128 KiB readahead window
+ * (whatever max_readahead we ask for) and a strict 1% share of dirty page
+ * cache, to protect against daemons that cannot be trusted to write back.
+ * daxfs serves reads from memory and is run by root: raise both through
+ * the mount's backing device in sysfs, found in our own mountinfo (a stat
+ * of the mount point would be a request to ourselves).  Best effort.
+ */
+static void tune_bdi(const char *mountpoint, const struct options *o)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192], dev[32] = "", path[128];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mp[4096], fstype[64], maj_min[32];
+
+		/* id parent maj:min root mountpoint opts ... - fstype ... */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", maj_min, mp) != 2)
+			continue;
+		if (strcmp(mp, mountpoint) || !strstr(line, " - fuse.daxfs "))
+			continue;
+		if (sscanf(strstr(line, " - ") + 3, "%63s", fstype) == 1)
+			str_copy(dev, sizeof(dev), maj_min);
+	}
+	fclose(f);
+	if (!dev[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	if ((f = fopen(path, "w"))) {
+		fprintf(f, "%ld\n", o->read_ahead_kb);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/max_ratio", dev);
+	if ((f = fopen(path, "w"))) {
+		fprintf(f, "%ld\n", o->max_dirty_ratio);
+		fclose(f);
+	}
+}
+
 static struct fuse_session *new_session(struct options *o, struct daemon *d)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -364,6 +431,8 @@ int main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	memset(&d, 0, sizeof(d));
+	/* worker threads come and go: few malloc arenas keep memory down */
+	mallopt(M_ARENA_MAX, 2);
 	ret = parse_args(argc, argv, &o);
 	if (ret)
 		return ret;
@@ -413,6 +482,7 @@ int main(int argc, char **argv)
 			o.mountpoint);
 		goto err_signals;
 	}
+	tune_bdi(d.mountpoint, &o);
 	ret = unbind_start(&d);
 	if (ret) {
 		fprintf(stderr, "daxfs: cannot start the unbind watcher: %s\n",
@@ -428,8 +498,11 @@ int main(int argc, char **argv)
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 
+		/* a few idle workers are enough on the machines daxfs runs
+		 * on; each keeps a 1 MiB request buffer */
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
-		fuse_loop_cfg_set_idle_threads(cfg, 16);
+		fuse_loop_cfg_set_idle_threads(cfg, 4);
+		fuse_loop_cfg_set_max_threads(cfg, 32);
 		ret = fuse_session_loop_mt(d.se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
