@@ -16,6 +16,8 @@ PACKAGES=(
 	python3 python3-pytest util-linux mount coreutils kmod fio bindfs
 	# fuzzers
 	clang libclang-rt-dev
+	# packaging, man pages, units and udev rules
+	debhelper lintian groff-base man-db udev systemd
 )
 
 missing=()

@@ -508,13 +508,16 @@ int main(int argc, char **argv)
 	}
 	unbind_stop(&d);
 	fuse_session_unmount(d.se);
-	fuse_remove_signal_handlers(d.se);
-	fuse_session_destroy(d.se);
-	d.se = NULL;
+	/* keep libfuse's handlers until the region is clean: a SIGTERM now
+	 * (systemd at shutdown) only sets a flag instead of killing us
+	 * half way through writing it back */
 	ret = fs_unmount(d.fs, true);
 	if (ret)
 		syslog(LOG_ERR, "daxfs: %s: unmount: %s", o.region,
 		       daxfs_errmsg(ret));
+	fuse_remove_signal_handlers(d.se);
+	fuse_session_destroy(d.se);
+	d.se = NULL;
 	mapping_destroy(&d.map);
 	gate_destroy(&d.gate);
 	closelog();

@@ -71,7 +71,8 @@ static const char mkfs_help[] =
 "  -L, --label LABEL   a label of up to 63 bytes\n"
 "  -N, --inodes N      inode slots (default: one per 16 KiB of region)\n"
 "  -f, --force         overwrite a region that already holds daxfs\n"
-"  -h, --help          show this help\n";
+"  -h, --help          show this help\n"
+"  -V, --version       show the version\n";
 
 static int cmd_mkfs(int argc, char **argv)
 {
@@ -81,6 +82,7 @@ static int cmd_mkfs(int argc, char **argv)
 		{ "inodes", required_argument, NULL, 'N' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mkfs_opts o = { 0 };
@@ -93,7 +95,7 @@ static int cmd_mkfs(int argc, char **argv)
 	int c, ret;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+s:L:N:fh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:L:N:fhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (parse_size(optarg, &o.size) || !o.size)
@@ -117,7 +119,16 @@ static int cmd_mkfs(int argc, char **argv)
 			force = true;
 			break;
 		case 'h':
-			fputs(mkfs_help, stdout);
+			/* mkfs.daxfs shows its own name */
+			if (strcmp(prog, "daxfsctl"))
+				printf("Usage: %s%s", prog,
+				       strstr(mkfs_help, " [--size"));
+			else
+				fputs(mkfs_help, stdout);
+			return 0;
+		case 'V':
+			printf("%s %s (format %d.%d)\n", prog, DAXFS_VERSION,
+			       DAXFS_VERSION_MAJOR, DAXFS_VERSION_MINOR);
 			return 0;
 		default:
 			return ctl_bad_option("mkfs", argv, 2);
@@ -548,12 +559,15 @@ static const char main_help[] =
 "Commands:\n"
 "  mkfs [--size SIZE] [--label L] [--inodes N] [--force] REGION\n"
 "                              format a region\n"
-"  fsck [--repair] REGION      check (and repair) a region\n"
+"  fsck [--repair] [--json] REGION\n"
+"                              check (and repair) a region\n"
 "  info [--json] REGION        superblock, geometry and usage\n"
 "  list [--json]               device-DAX devices and daxfs mounts\n"
 "  status [--json] MOUNTPOINT  state of a running daxfs\n"
 "  unbind [--timeout SECONDS] [--json] MOUNTPOINT\n"
 "                              revoke, drain and release a mount's region\n"
+"  help, -h, --help            this help\n"
+"  -V, --version               the version\n"
 "\n"
 "'daxfsctl COMMAND --help' describes each command.\n";
 
