@@ -2364,8 +2364,8 @@ def test_fio_verify(mount, engine, direct):
         "--bsrange=512-64k" if direct else "--bsrange=1k-128k",
         "--size=16m", "--numjobs=2", "--iodepth=8", "--verify=crc32c",
         "--verify_fatal=1", "--do_verify=1", "--randrepeat=0",
-        "--output-format=terse"], capture_output=True, text=True,
-        timeout=300)
+        "--verify_state_save=0", "--output-format=terse"],
+        capture_output=True, text=True, timeout=300, cwd=mount.mnt)
     if res.returncode and "engine" in res.stderr and "load" in res.stderr:
         pytest.skip(f"fio has no {engine} engine here: {res.stderr}")
     assert res.returncode == 0, res.stderr + res.stdout
