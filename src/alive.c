@@ -45,15 +45,45 @@ int gate_init(struct gate *g)
 	return -pthread_key_create(&g->key, slot_release);
 }
 
+/*
+ * gate_destroy -- free the slots.  libfuse lets idle worker threads exit
+ * detached, so one may still be running slot_release() when the session
+ * is over: a slot is freed only once its release has been seen (acquire
+ * pairs with the destructor's store), after a short wait.  A slot still
+ * in use then belongs to a thread that is not done with it; it is kept,
+ * on gate_orphans, so that thread writes to live memory.
+ */
+static struct gate_slot *gate_orphans;
+
 void gate_destroy(struct gate *g)
 {
-	struct gate_slot *s = g->slots, *n;
+	struct timespec ts = { 0, 1000000 };	/* 1 ms */
+	struct gate_slot *s, *n;
+	bool busy = true;
 
-	pthread_key_delete(g->key);
-	for (; s; s = n) {
-		n = s->next;
-		free(s);
+	pthread_key_delete(g->key);	/* no destructor starts from now on */
+	if (my_slot && my_slot != &g->spare)
+		atomic_store_explicit(&my_slot->in_use, false,
+				      memory_order_relaxed);
+	my_slot = NULL;
+	for (int k = 0; k < 200 && busy; k++) {
+		busy = false;
+		for (s = g->slots; s; s = s->next)
+			busy |= atomic_load_explicit(&s->in_use,
+						     memory_order_acquire);
+		if (busy)
+			nanosleep(&ts, NULL);
 	}
+	for (s = g->slots; s; s = n) {
+		n = s->next;
+		if (atomic_load_explicit(&s->in_use, memory_order_acquire)) {
+			s->next = gate_orphans;
+			gate_orphans = s;
+		} else {
+			free(s);
+		}
+	}
+	g->slots = NULL;
 	pthread_mutex_destroy(&g->slots_lock);
 }
 
@@ -80,8 +110,13 @@ static struct gate_slot *slot(struct gate *g)
 		}
 	}
 	pthread_mutex_unlock(&g->slots_lock);
-	if (!s)
-		abort();	/* out of memory for 64 bytes: nothing works */
+	if (!s) {
+		/* no memory for 64 bytes: count this thread on the shared
+		 * slot for the rest of its life rather than die; the
+		 * request itself will meet the shortage and answer ENOMEM */
+		my_slot = &g->spare;
+		return my_slot;
+	}
 	pthread_setspecific(g->key, s);
 	my_slot = s;
 	return s;
@@ -153,6 +188,8 @@ uint64_t gate_inflight(struct gate *g)
 	for (struct gate_slot *s = g->slots; s; s = s->next)
 		n += (uint64_t)atomic_load_explicit(&s->inflight,
 						    memory_order_seq_cst);
+	n += (uint64_t)atomic_load_explicit(&g->spare.inflight,
+					    memory_order_seq_cst);
 	pthread_mutex_unlock(&g->slots_lock);
 	return n;
 }
@@ -174,6 +211,24 @@ static const char *opname(unsigned op)
 	};
 
 	return op < ARRAY_SIZE(names) && names[op] ? names[op] : "request";
+}
+
+/* holder_add -- append what slot s is doing, if anything, to holders */
+static size_t holder_add(struct gate_slot *s, char *holders, size_t len,
+			 size_t used)
+{
+	long n = atomic_load(&s->inflight);
+	uint64_t age = (now_ns() - atomic_load(&s->since_ns)) / 1000000ull;
+
+	if (n <= 0 || used + 64 >= len)
+		return used;
+	used += (size_t)snprintf(holders + used, len - used,
+				 "%s%s on inode %llu for %llu ms",
+				 used ? "; " : "",
+				 opname(atomic_load(&s->opcode)),
+				 (unsigned long long)atomic_load(&s->ino),
+				 (unsigned long long)age);
+	return MIN(used, len - 1);
 }
 
 /*
@@ -200,20 +255,9 @@ int gate_drain(struct gate *g, uint64_t timeout_ms, char *holders,
 	if (holders && len) {
 		holders[0] = '\0';
 		pthread_mutex_lock(&g->slots_lock);
-		for (struct gate_slot *s = g->slots; s; s = s->next) {
-			long n = atomic_load(&s->inflight);
-			uint64_t age = (now_ns() - atomic_load(&s->since_ns)) /
-				       1000000ull;
-
-			if (n <= 0 || used + 64 >= len)
-				continue;
-			used += (size_t)snprintf(holders + used, len - used,
-				"%s%s on inode %llu for %llu ms",
-				used ? "; " : "",
-				opname(atomic_load(&s->opcode)),
-				(unsigned long long)atomic_load(&s->ino),
-				(unsigned long long)age);
-		}
+		for (struct gate_slot *s = g->slots; s; s = s->next)
+			used = holder_add(s, holders, len, used);
+		used = holder_add(&g->spare, holders, len, used);
 		pthread_mutex_unlock(&g->slots_lock);
 	}
 	return -ETIMEDOUT;

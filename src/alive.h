@@ -46,6 +46,10 @@ struct gate {
 	atomic_int state;		/* enum gate_state */
 	pthread_mutex_t slots_lock;	/* guards the slot list */
 	struct gate_slot *slots;
+	/* shared by the threads whose own slot could not be allocated:
+	 * slower (one contended cache line), never wrong; not on the list,
+	 * gate_inflight() adds it in */
+	struct gate_slot spare;
 	pthread_key_t key;
 	/* accounting for the unbind report */
 	atomic_uint_fast64_t writeback_bytes;	/* accepted while revoking */

@@ -266,6 +266,7 @@ int file_punch(struct daxfs *fs, struct inode *i, uint64_t off,
 int file_allocate(struct daxfs *fs, struct inode *i, uint64_t off,
 		  uint64_t len, bool keep_size);
 int file_sync(struct daxfs *fs, struct inode *i, bool data_only);
+int file_sync_data_locked(struct daxfs *fs, struct inode *i);
 int file_read_bytes(struct daxfs *fs, struct inode *i, uint64_t off,
 		    void *buf, uint64_t len);
 int file_write_bytes(struct daxfs *fs, struct inode *i, uint64_t off,

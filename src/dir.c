@@ -146,9 +146,10 @@ static int slot_off(const struct inode *dir, uint32_t slot, uint64_t *off)
 	return 0;
 }
 
-/* parse_block -- index the entries of directory block lb */
-static void parse_block(struct daxfs *fs, struct inode *dir,
-			const uint8_t *buf, uint64_t lb, unsigned *bad)
+/* parse_block -- index the entries of directory block lb; -ENOMEM when
+ * an entry that passed its checks could not be indexed */
+static int parse_block(struct daxfs *fs, struct inode *dir,
+		       const uint8_t *buf, uint64_t lb, unsigned *bad)
 {
 	struct dir_index *x = dir->dir;
 
@@ -173,14 +174,14 @@ static void parse_block(struct daxfs *fs, struct inode *dir,
 		}
 		d = dentry_new(name, de->name_len, de->ino, de->type,
 			       (uint32_t)(lb * SPB + s));
-		if (!d) {
-			(*bad)++;
-			s++;
-			continue;
-		}
+		/* an index missing a good entry would let its name be
+		 * created again, a duplicate on the region: fail instead */
+		if (!d)
+			return -ENOMEM;
 		index_insert(x, d);
 		s += de->nslots;
 	}
+	return 0;
 }
 
 /* dir_load -- build a directory's index from its blocks */
@@ -231,7 +232,7 @@ int dir_load(struct daxfs *fs, struct inode *dir)
 		ext_lookup(dir, lb, &pblk, &run);
 		ret = region_read(fs->r, FS_BLOCK_OFF(pblk), buf, BS);
 		if (!ret)
-			parse_block(fs, dir, buf, lb, &bad);
+			ret = parse_block(fs, dir, buf, lb, &bad);
 	}
 	free(buf);
 	if (ret) {

@@ -19,6 +19,7 @@
 #include "daxfs_i.h"
 
 #define EXT_MAX_LEN	(1ULL << 19)	/* 2 GiB: bounds one free's bitmap */
+#define EXT_MAX_END	(1ULL << 38)	/* file.c's MAX_FILE_SIZE, in blocks */
 #define SHIFT_MAX	(64u << 10)	/* log at most this much of an array */
 #define EXTSZ		sizeof(struct daxfs_dextent)
 
@@ -30,6 +31,9 @@ static int check_list(const struct extent *e, uint32_t n, uint64_t ds,
 		    e[k].pblk < ds || e[k].pblk >= nb - 1 ||
 		    e[k].len > nb - 1 - e[k].pblk ||
 		    e[k].lblk + e[k].len < e[k].lblk ||
+		    /* no file reaches past this; a damaged list that did
+		     * would overflow byte offsets (a read that never ends) */
+		    e[k].lblk + e[k].len > EXT_MAX_END ||
 		    (k && e[k].lblk < e[k - 1].lblk + e[k - 1].len)) {
 			daxfs_seterr("inode %llu: extent %u is invalid",
 				     (unsigned long long)ino, k);

@@ -8,7 +8,8 @@
  * the file by a transaction.  A crash at any point leaves either the old
  * file or the new one, never a file that shows stale blocks.
  *
- * Invariant: bytes past end-of-file inside allocated blocks are zero, so
+ * Bytes past end-of-file inside allocated blocks are zero, except after a
+ * crash (see zero_past_eof): so growing a file zeroes them first, and
  * extending a file never exposes old data.
  *
  * Callers hold inode->io_lock exclusive for changes (shared for reads).
@@ -155,6 +156,24 @@ static int sync_fresh(struct daxfs *fs, const struct resv_list *l)
 	return ret;
 }
 
+static int zero_bytes(struct daxfs *fs, struct inode *i, uint64_t off,
+		      uint64_t len);
+
+/*
+ * zero_past_eof -- before a file grows to `to` bytes: zero what its blocks
+ * hold past its end of file, up to `to`.  That is zero already unless a
+ * crash left data there -- a truncate whose blocks were not freed yet,
+ * an extending write whose data reached the media before its lazily kept
+ * size did -- and growing the file would expose it.  Through the data
+ * path, durable before the new size can be.
+ */
+static int zero_past_eof(struct daxfs *fs, struct inode *i, uint64_t to)
+{
+	if (to <= i->d.size)
+		return 0;
+	return zero_bytes(fs, i, i->d.size, to - i->d.size);
+}
+
 /*
  * map_fresh -- the transactions that make reserved blocks the file's.
  * Many small extents (a fragmented region) can outgrow one transaction,
@@ -233,6 +252,8 @@ int file_write_bytes(struct daxfs *fs, struct inode *i, uint64_t off,
 		return -EFBIG;
 	len = MIN(len, 1ULL << 30);	/* the count must fit the int */
 	ret = ext_load(fs, i);
+	if (!ret)
+		ret = zero_past_eof(fs, i, off);
 	if (ret)
 		return ret;
 	end = off + len;
@@ -329,10 +350,18 @@ static int punch_loop(struct daxfs *fs, struct inode *i, uint64_t lb,
 
 	while (!ret && !done) {
 		struct tx *tx = tx_begin(fs);
+		struct daxfs_dinode saved = i->d;
 
 		ret = ext_punch(fs, tx, i, lb, count, 4096, &done);
 		if (ret) {
+			/* ext_punch may fail after changing the list in memory
+			 * (no memory to log it): put back what the region
+			 * holds, as map_fresh does, or a later commit of the
+			 * inode would drop extents whose blocks stay in use */
 			tx_abort(tx);
+			i->d = saved;
+			ext_unload(i);
+			ext_load(fs, i);
 			break;
 		}
 		ret = tx_commit(tx);
@@ -353,6 +382,11 @@ int file_truncate(struct daxfs *fs, struct inode *i, uint64_t size)
 
 	if (size > MAX_FILE_SIZE)
 		return -EFBIG;
+	ret = ext_load(fs, i);
+	if (!ret)
+		ret = zero_past_eof(fs, i, size);
+	if (ret)
+		return ret;
 	pthread_rwlock_wrlock(&fs->meta_lock);
 	ret = ext_load(fs, i);
 	if (ret)
@@ -452,6 +486,8 @@ int file_allocate(struct daxfs *fs, struct inode *i, uint64_t off,
 	if (off >= MAX_FILE_SIZE || len > MAX_FILE_SIZE - off)
 		return -EFBIG;
 	ret = ext_load(fs, i);
+	if (!ret && !keep_size)
+		ret = zero_past_eof(fs, i, off + len);
 	if (ret)
 		return ret;
 	end = off + len;
@@ -509,6 +545,30 @@ int file_allocate(struct daxfs *fs, struct inode *i, uint64_t off,
 }
 
 /*
+ * file_sync_data_locked -- make the data written since the last sync
+ * durable.  The caller holds io_lock or meta_lock (either keeps the
+ * extents still).  Eviction calls it too: the count of unsynced bytes
+ * lives in the in-memory inode, and a later fsync of a reloaded inode
+ * would find nothing to do.
+ */
+int file_sync_data_locked(struct daxfs *fs, struct inode *i)
+{
+	uint_fast64_t n = atomic_exchange(&i->dirty_bytes, 0);
+	int ret = 0;
+
+	if (!n)
+		return 0;
+	if (fs->r->cacheline)
+		ret = region_drain(fs->r);
+	for (uint32_t k = 0; k < i->next && !ret && !fs->r->cacheline; k++)
+		ret = region_data_sync(fs->r, FS_BLOCK_OFF(i->ext[k].pblk),
+				       FS_BLOCK_OFF(i->ext[k].len));
+	if (ret)
+		atomic_fetch_add(&i->dirty_bytes, n);
+	return ret;
+}
+
+/*
  * file_sync -- make the file's data and (unless data_only and the size is
  * unchanged) its inode durable.
  */
@@ -517,17 +577,12 @@ int file_sync(struct daxfs *fs, struct inode *i, bool data_only)
 	int ret = 0;
 
 	(void)data_only;
-	if (atomic_exchange(&i->dirty_bytes, 0)) {
-		if (fs->r->cacheline) {
-			ret = region_drain(fs->r);
-		} else {
-			pthread_rwlock_rdlock(&i->io_lock);
-			for (uint32_t k = 0; k < i->next && !ret; k++)
-				ret = region_data_sync(fs->r,
-						FS_BLOCK_OFF(i->ext[k].pblk),
-						FS_BLOCK_OFF(i->ext[k].len));
-			pthread_rwlock_unlock(&i->io_lock);
-		}
+	if (fs->r->cacheline) {
+		ret = file_sync_data_locked(fs, i);	/* needs no extents */
+	} else if (atomic_load(&i->dirty_bytes)) {
+		pthread_rwlock_rdlock(&i->io_lock);
+		ret = file_sync_data_locked(fs, i);
+		pthread_rwlock_unlock(&i->io_lock);
 	}
 	if (ret)
 		return ret;

@@ -106,8 +106,10 @@ struct daxfs_dsb {
  * Journal.  Metadata changes are redo-logged as byte ranges.  One
  * transaction occupies the log at a time:
  *
- *   1. write the tx header and its records into the log; persist
- *      -- the commit point: the header's CRC covers header and records;
+ *   1. write the records into the log; persist; then the tx header;
+ *      persist -- the commit point: the header's CRC covers header and
+ *      records (records first: a CRC cannot see a torn dinode record,
+ *      whose data ends with its own crc32c; see tx_commit);
  *   2. apply every record in place; persist;
  *   3. advance jsb.seq; persist -- the transaction is retired.
  *

@@ -251,6 +251,30 @@ static void primary_why(struct fsck *c, char *why, size_t len)
 	snprintf(why, len, "%s", ret ? daxfs_errmsg(ret) : "unreadable");
 }
 
+/*
+ * mid_update -- do two copies of the superblock differ only in what every
+ * mount, unmount and quiesce rewrites (state, counts, times, checksum)?
+ * super_write() persists the primary, then the backup, each as 8-byte
+ * words that a crash can tear apart: such a difference is a crash in the
+ * middle of that, not damage.
+ */
+static bool mid_update(const struct daxfs_dsb *a, const struct daxfs_dsb *b)
+{
+	struct daxfs_dsb x = *a, y = *b;
+
+	/* one update apart: a mount counts one more */
+	if (x.mount_count - y.mount_count + 1 > 2)
+		return false;
+	x.state = y.state = 0;
+	x.mount_count = y.mount_count = 0;
+	x.mount_time = y.mount_time = 0;
+	x.write_time = y.write_time = 0;
+	x.free_blocks = y.free_blocks = 0;
+	x.free_inodes = y.free_inodes = 0;
+	x.crc = y.crc = 0;
+	return !memcmp(&x, &y, sizeof(x));
+}
+
 /* check_super -- pick the superblock to trust; compare the two copies */
 static int check_super(struct fsck *c)
 {
@@ -277,14 +301,23 @@ static int check_super(struct fsck *c)
 		return -EPROTONOSUPPORT;
 	}
 	if (used_backup) {
+		bool torn = !region_read(c->r, 0, &b, sizeof(b)) &&
+			    mid_update(&b, &c->sb);
+
 		primary_why(c, why, sizeof(why));
 		sb = c->sb;
 		ret = c->repair ? super_write(c->r, &sb) : 0;
 		if (!ret && c->repair)
 			c->changed = true;
-		fsck_problem(c, ret, "rewritten from the backup",
-			     "primary superblock is damaged (%s); the backup "
-			     "is intact", why);
+		if (!ret && torn)
+			fsck_note(c, "primary superblock was caught mid-update "
+				  "by a crash; the backup is used and %s",
+				  c->repair ? "was copied over it" :
+				  "the mount rewrites both");
+		else
+			fsck_problem(c, ret, "rewritten from the backup",
+				     "primary superblock is damaged (%s); the "
+				     "backup is intact", why);
 		return c->fatal;
 	}
 	ret = region_read(c->r, FS_BLOCK_OFF(c->sb.backup_block), &b,
@@ -293,7 +326,17 @@ static int check_super(struct fsck *c)
 		return fsck_fail(c, ret);
 	daxfs_clearerr();
 	ret = super_check(&b, c->r->size);
-	if (ret || memcmp(&b, &c->sb, sizeof(b))) {
+	if ((ret || memcmp(&b, &c->sb, sizeof(b))) && mid_update(&b, &c->sb)) {
+		sb = c->sb;
+		ret = c->repair ? super_write(c->r, &sb) : 0;
+		if (ret)
+			return fsck_fail(c, ret);
+		if (c->repair)
+			c->changed = true;
+		fsck_note(c, "backup superblock was caught mid-update by a "
+			  "crash; %s", c->repair ? "rewritten from the primary" :
+			  "the mount rewrites it");
+	} else if (ret || memcmp(&b, &c->sb, sizeof(b))) {
 		snprintf(why, sizeof(why), "%s", ret ? daxfs_errmsg(ret) : "");
 		sb = c->sb;
 		ret = c->repair ? super_write(c->r, &sb) : 0;

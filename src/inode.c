@@ -353,10 +353,15 @@ int inode_evict_locked(struct daxfs *fs, struct inode *i)
 	if (i->nlookup || atomic_load(&i->nopen))
 		return 0;
 	if (!fs->readonly && !atomic_load(&fs->error) && region_alive(fs->r)) {
-		if (i->d.nlink == 0 && i->ino != DAXFS_ROOT_INO)
+		if (i->d.nlink == 0 && i->ino != DAXFS_ROOT_INO) {
 			ret = inode_delete_locked(fs, i);
-		else
-			ret = inode_flush_locked(fs, i);
+		} else {
+			/* unsynced data is counted in memory only */
+			if (inode_is_reg(i))
+				ret = file_sync_data_locked(fs, i);
+			if (!ret)
+				ret = inode_flush_locked(fs, i);
+		}
 	}
 	if (i->ino == DAXFS_ROOT_INO)
 		return ret;

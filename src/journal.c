@@ -58,12 +58,18 @@ static void jsb_untear(struct daxfs_jsb *j)
 static int jsb_read(struct region *r, uint64_t off, struct daxfs_jsb *j)
 {
 	int ret = region_read(r, off, j, sizeof(*j));
+	uint8_t reserved = 0;
 
 	if (ret)
 		return ret;
 	if (j->magic == DAXFS_JSB_MAGIC && jsb_crc(j) != j->crc)
 		jsb_untear(j);
-	if (j->magic != DAXFS_JSB_MAGIC || jsb_crc(j) != j->crc) {
+	/* reserved bytes must be zero (format.h), as fsck requires: a
+	 * journal superblock the mount trusted but fsck called damaged
+	 * would have fsck --repair discard a transaction the mount replays */
+	for (size_t k = 0; k < sizeof(j->reserved); k++)
+		reserved |= j->reserved[k];
+	if (j->magic != DAXFS_JSB_MAGIC || jsb_crc(j) != j->crc || reserved) {
 		daxfs_seterr("journal superblock is damaged");
 		return -EUCLEAN;
 	}
@@ -519,19 +525,27 @@ int tx_commit(struct tx *tx)
 		return 0;
 	}
 
-	/* 1. the commit point */
+	/*
+	 * 1. the commit point.  The records are durable before the header
+	 * that seals them is written: the header's CRC alone cannot tell a
+	 * torn log, because data followed by its own crc32c (every dinode
+	 * record) leaves a crc32c over it unchanged whatever the data, so a
+	 * log still holding an older transaction's dinodes where the new
+	 * ones belong would pass the check.
+	 */
 	memset(&h, 0, sizeof(h));
 	h.magic = DAXFS_TX_MAGIC;
 	h.seq = fs->jseq;
 	h.nrec = tx->nrec;
 	h.len = (uint32_t)tx->len;
 	h.crc = crc32c(crc32c(0, &h, sizeof(h)), tx->buf, tx->len);
-	ret = region_write(r, fs->log_off, &h, sizeof(h));
+	ret = region_write(r, fs->log_off + sizeof(h), tx->buf, tx->len);
 	if (!ret)
-		ret = region_write(r, fs->log_off + sizeof(h), tx->buf,
-				   tx->len);
+		ret = region_persist(r, fs->log_off + sizeof(h), tx->len);
 	if (!ret)
-		ret = region_persist(r, fs->log_off, sizeof(h) + tx->len);
+		ret = region_write(r, fs->log_off, &h, sizeof(h));
+	if (!ret)
+		ret = region_persist(r, fs->log_off, sizeof(h));
 	if (ret)
 		goto fail;
 

@@ -290,7 +290,11 @@ int fs_mkdir(struct daxfs *fs, uint64_t parent, const char *name,
 		goto out;
 	ret = dir_load(fs, i);		/* an empty index */
 	if (ret) {
+		/* undo new_inode() as its own failure path does: the entry
+		 * in dir's index and the inode were never committed */
 		tx_abort(tx);
+		inode_unalloc(fs, i);
+		inode_reload_locked(fs, dir);
 		goto out;
 	}
 	ret = finish_create(fs, tx, i, out);

@@ -218,12 +218,19 @@ static int recover(struct world *w)
 	return journal_recover(w->c, &w->sb, true, &seq);
 }
 
-/* first_drain -- index of the commit point's drain */
-static uint32_t first_drain(const struct trace *t)
+/* first_drain -- index of the commit point's drain: the one after the
+ * header, which the commit writes last, at the start of the log, once
+ * the records are durable */
+static uint32_t first_drain(const struct trace *t, uint64_t log_off)
 {
-	for (uint32_t k = 0; k < t->n; k++)
-		if (t->v[k].kind == EV_DRAIN)
+	bool header = false;
+
+	for (uint32_t k = 0; k < t->n; k++) {
+		if (t->v[k].kind == EV_STORE && t->v[k].off == log_off)
+			header = true;
+		if (header && t->v[k].kind == EV_DRAIN)
 			return k;
+	}
 	tl_fail(__FILE__, __LINE__, "the commit never drained");
 }
 
@@ -416,8 +423,9 @@ static void traced_commit(struct world *w, struct tx *tx)
 		  FS_BLOCK_OFF(NSCRATCH));
 }
 
-/* record_bounds -- byte positions in the log where records begin, found
- * by parsing the log as format.h describes it */
+/* record_bounds -- positions in the log stream (the log stores in the
+ * order the commit makes them: the records, then the header) where
+ * records begin, found by parsing the log as format.h describes it */
 static uint32_t record_bounds(struct world *w, uint64_t *pos, uint32_t max)
 {
 	const uint8_t *log = w->post + w->log_off;
@@ -432,12 +440,14 @@ static uint32_t record_bounds(struct world *w, uint64_t *pos, uint32_t max)
 		struct daxfs_jrec rec;
 
 		CHECK(n < max);
-		pos[n++] = p;
+		pos[n++] = p - sizeof(h);
 		memcpy(&rec, log + p, sizeof(rec));
 		p += sizeof(rec) + ALIGN_UP(rec.len, 8);
 	}
 	CHECK_EQ(p, sizeof(h) + h.len);
-	pos[n++] = p;
+	CHECK(n + 1 < max);
+	pos[n++] = h.len;		/* the records, no header */
+	pos[n++] = p;			/* and the header */
 	return n;
 }
 
@@ -613,7 +623,7 @@ static void recovery_crash(struct world *w, uint32_t d)
 static void crash_suite(struct world *w, bool exhaustive, int nrandom,
 			int nsubsets)
 {
-	uint32_t d = first_drain(&w->tr);
+	uint32_t d = first_drain(&w->tr, w->log_off);
 	uint64_t total = 0, bounds[4096];
 	uint32_t nb;
 
@@ -634,8 +644,7 @@ static void crash_suite(struct world *w, bool exhaustive, int nrandom,
 	/* 1. torn logs: at every record boundary, and every 8 bytes */
 	nb = record_bounds(w, bounds, ARRAY_SIZE(bounds));
 	for (uint32_t k = 0; k < nb; k++) {
-		/* the log starts with the header: byte p of the records is
-		 * byte p of the log stream */
+		/* the records are written first, the header last */
 		log_cut(w, d, bounds[k], total);
 		w->rec_bounds++;
 	}
@@ -674,7 +683,7 @@ static void crash_suite(struct world *w, bool exhaustive, int nrandom,
 		for (uint32_t k = 0; k <= w->tr.n; k++) {
 			if (k < w->tr.n && w->tr.v[k].kind != EV_DRAIN)
 				continue;
-			subset_cut(w, from, k, from == 0);
+			subset_cut(w, from, k, k <= d);
 			from = k + 1;
 		}
 	}
@@ -684,7 +693,7 @@ static void crash_suite(struct world *w, bool exhaustive, int nrandom,
 
 	/* 5. the whole filesystem, mounted from a few crashed images */
 	c_load_full(w, w->pre);
-	c_apply(w, &w->tr, 1, 0);		/* header only */
+	c_apply(w, &w->tr, 1, 0);		/* the records, no header */
 	mount_check(w, w->pre);
 	c_load_full(w, w->pre);
 	log_cut(w, d, total - 8, total);
@@ -1044,7 +1053,7 @@ static void test_sequence(struct world *w)
 	traced_commit(w, build_tx(w, 1 + (int)tl_rand_below(2)));
 	tl_unlock(w->fs);
 	CHECK_MEM(w->pre, s50, RSIZE);
-	d = first_drain(&w->tr);
+	d = first_drain(&w->tr, w->log_off);
 	for (uint32_t k = 0; k < d; k++)
 		if (w->tr.v[k].kind == EV_STORE)
 			total += w->tr.v[k].len;
