@@ -3,9 +3,15 @@
 #
 #   1. install the build and test dependencies (scripts/deps.sh)
 #   2. make sure what the tests need is there (/dev/fuse, /dev/shm)
-#   3. build ./build (normal) and ./build-asan (ASan + UBSan)
-#   4. C unit tests (tests/unit) through ctest, in both builds
-#   5. the pytest suite (tests/*.py) against build-asan, then build
+#   3. build ./build (normal), ./build-asan (ASan + UBSan) and
+#      ./build-tsan (ThreadSanitizer)
+#   4. C unit tests (tests/unit) through ctest, in all three builds
+#   5. the pytest suite (tests/*.py) against build-asan, then build; the
+#      TSan tests (tests/test_tsan.py) use build-tsan in both passes
+#
+# Some work is done once, in the normal build's pass: building and
+# installing the .deb, the bounded fuzzing run and the full-size
+# million-file test (the ASan pass counts 100,000 files).
 #
 # Fails when anything failed, and when no test ran at all.  Logs and JUnit
 # files are left in build/test-logs/.  DAXFS_TEST_QUICK=1 skips the pytest
@@ -51,6 +57,9 @@ bash scripts/build.sh "$root/build" || die "the normal build failed"
 say "build: build-asan"
 bash scripts/build.sh "$root/build-asan" -DDAXFS_SANITIZE=ON ||
 	die "the ASan build failed"
+say "build: build-tsan"
+bash scripts/build.sh "$root/build-tsan" -DDAXFS_TSAN=ON ||
+	die "the TSan build failed"
 
 logs=$root/build/test-logs
 rm -rf "$logs"
@@ -60,10 +69,13 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 status=0
 
 # --- 4. unit tests -------------------------------------------------------
-for b in build build-asan; do
+for b in build build-asan build-tsan; do
 	say "unit tests: $b"
+	# under TSan, the test of the gate: the others are single-threaded
+	only=()
+	[[ $b == build-tsan ]] && only=(-R unit_test_gate)
 	run_logged "$logs/ctest-$b.log" \
-		ctest --test-dir "$root/$b" --output-on-failure \
+		ctest --test-dir "$root/$b" --output-on-failure "${only[@]}" \
 		-j"$(nproc)" --timeout 300 \
 		--output-junit "$logs/ctest-$b.xml" || status=1
 done
@@ -74,8 +86,13 @@ passes=(build-asan)
 for b in "${passes[@]}"; do
 	say "pytest: $b"
 	rc=0
-	# the .deb is built and installed once, in the normal build's pass
-	DAXFS_PACKAGE_TEST=$([[ $b == build ]] && echo 1 || echo 0) \
+	once=$([[ $b == build ]] && echo 1 || echo 0)
+	# the .deb, bounded fuzzing and a million files: once, in the
+	# normal build's pass; a caller's own settings win
+	DAXFS_PACKAGE_TEST=$once \
+	DAXFS_FUZZ_SECONDS=${DAXFS_FUZZ_SECONDS:-$((once ? 20 : 0))} \
+	DAXFS_LIMIT_FILES=${DAXFS_LIMIT_FILES:-$((once ? 1000000 : 100000))} \
+	DAXFS_TSAN_BUILD="$root/build-tsan" \
 	DAXFS_BUILD="$root/$b" run_logged "$logs/pytest-$b.log" \
 		timeout -k 30 1200 "$PY" -m pytest -q -rfEsx -p no:cacheprovider \
 		--basetemp="$(mktemp -d /tmp/daxfs-pytest-XXXXXX)" \
@@ -147,7 +164,7 @@ def line(c):
     return s + (f", {c['xfailed']} xfailed" if c["xfailed"] else "")
 
 
-for b in ("build", "build-asan"):
+for b in ("build", "build-asan", "build-tsan"):
     c = count(f"{logs}/ctest-{b}.xml", b)
     if c is None:
         bad.append(f"the unit tests in {b} left no result")
