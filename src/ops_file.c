@@ -31,6 +31,28 @@ static struct inode *fh_inode(struct fuse_file_info *fi)
 	return (struct inode *)(uintptr_t)fi->fh;
 }
 
+/*
+ * put_open -- drop one of the references counted in i->nopen: an open
+ * handle (RELEASE) or a read that used the inode after its reply went out.
+ * The kernel may already have sent FORGET (it sends RELEASE
+ * asynchronously), so the last reference evicts the inode if nothing else
+ * knows it.  i may be freed by others from the decrement on; only ino is
+ * used after it.
+ */
+static void put_open(struct daemon *d, struct inode *i, fuse_ino_t ino,
+		     bool in_gate)
+{
+	if (atomic_fetch_sub(&i->nopen, 1) != 1)
+		return;
+	if (!in_gate && gate_enter(&d->gate, USE_INTERNAL, OP_RELEASE, ino))
+		return;
+	pthread_rwlock_wrlock(&d->fs->meta_lock);
+	inode_close_locked(d->fs, ino);
+	pthread_rwlock_unlock(&d->fs->meta_lock);
+	if (!in_gate)
+		gate_exit(&d->gate);
+}
+
 /* do_open -- common to open and create: track it, keep the page cache */
 static void do_open(struct daemon *d, struct inode *i,
 		    struct fuse_file_info *fi)
@@ -123,6 +145,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, ret);
 		return;
 	}
+	/*
+	 * Once the reply is out, the application may close the file and the
+	 * kernel may forget the inode before this thread has let go of
+	 * io_lock: a reference in nopen keeps the inode in memory until then.
+	 */
+	atomic_fetch_add(&i->nopen, 1);
 	pthread_rwlock_rdlock(&i->io_lock);
 	end = pos < i->d.size ? MIN(i->d.size, pos + size) : pos;
 	while (pos < end && n < MAX_IOV) {
@@ -152,6 +180,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_iov(req, iov, n);	/* a short read at MAX_IOV */
 	pthread_rwlock_unlock(&i->io_lock);
+	put_open(d, i, ino, true);
 	gate_exit(&d->gate);
 }
 
@@ -202,18 +231,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct daemon *d = D(req);
-	struct inode *i = fh_inode(fi);
-	bool last = atomic_fetch_sub(&i->nopen, 1) == 1;
-
-	/* from here i may be evicted by others: look it up again below */
 	atomic_fetch_sub(&d->open_files, 1);
-	if (last && !d->readonly &&
-	    gate_enter(&d->gate, USE_INTERNAL, OP_RELEASE, ino) == 0) {
-		pthread_rwlock_wrlock(&d->fs->meta_lock);
-		inode_close_locked(d->fs, ino);
-		pthread_rwlock_unlock(&d->fs->meta_lock);
-		gate_exit(&d->gate);
-	}
+	put_open(d, fh_inode(fi), ino, false);
 	fuse_reply_err(req, 0);
 }
 
