@@ -267,6 +267,17 @@ int inode_get(struct daxfs *fs, uint64_t ino, struct inode **out)
 	return 0;
 }
 
+/* referenced -- does the kernel still know i?  (nlookup is icache_lock's) */
+static bool referenced(struct daxfs *fs, struct inode *i)
+{
+	bool r;
+
+	pthread_mutex_lock(&fs->icache_lock);
+	r = i->nlookup != 0;
+	pthread_mutex_unlock(&fs->icache_lock);
+	return r;
+}
+
 /* inode_ref -- the kernel took n more references */
 void inode_ref(struct daxfs *fs, struct inode *i, uint64_t n)
 {
@@ -350,7 +361,7 @@ int inode_evict_locked(struct daxfs *fs, struct inode *i)
 {
 	int ret = 0;
 
-	if (i->nlookup || atomic_load(&i->nopen))
+	if (referenced(fs, i) || atomic_load(&i->nopen))
 		return 0;
 	if (!fs->readonly && !atomic_load(&fs->error) && region_alive(fs->r)) {
 		if (i->d.nlink == 0 && i->ino != DAXFS_ROOT_INO) {
@@ -383,7 +394,7 @@ int inode_close_locked(struct daxfs *fs, uint64_t ino)
 
 	if (!i || atomic_load(&i->nopen))
 		return 0;
-	if (!i->nlookup)
+	if (!referenced(fs, i))
 		return inode_evict_locked(fs, i);
 	return inode_flush_locked(fs, i);
 }
