@@ -6,12 +6,13 @@
 #   3. build ./build (normal), ./build-asan (ASan + UBSan) and
 #      ./build-tsan (ThreadSanitizer)
 #   4. C unit tests (tests/unit) through ctest, in all three builds
-#   5. the pytest suite (tests/*.py) against build-asan, then build; the
-#      TSan tests (tests/test_tsan.py) use build-tsan in both passes
+#   5. the pytest suite (tests/*.py) against build-asan and build, the two
+#      passes side by side; the TSan tests (tests/test_tsan.py) use
+#      build-tsan, in the normal build's pass
 #
 # Some work is done once, in the normal build's pass: building and
-# installing the .deb, the bounded fuzzing run and the full-size
-# million-file test (the ASan pass counts 100,000 files).
+# installing the .deb, the bounded fuzzing run, the TSan daemon tests and
+# the full-size million-file test (the ASan pass counts 100,000 files).
 #
 # Fails when anything failed, and when no test ran at all.  Logs and JUnit
 # files are left in build/test-logs/.  DAXFS_TEST_QUICK=1 skips the pytest
@@ -81,22 +82,38 @@ for b in build build-asan build-tsan; do
 done
 
 # --- 5. pytest -----------------------------------------------------------
+# The passes run side by side: each spends much of its time waiting on
+# FUSE round trips and child processes, so two of them keep both cores of
+# a small machine busy.  Each writes its own log, shown when both are done.
 passes=(build-asan)
 [[ ${DAXFS_TEST_QUICK:-0} == 1 ]] || passes+=(build)
-for b in "${passes[@]}"; do
-	say "pytest: $b"
-	rc=0
-	once=$([[ $b == build ]] && echo 1 || echo 0)
-	# the .deb, bounded fuzzing and a million files: once, in the
-	# normal build's pass; a caller's own settings win
-	DAXFS_PACKAGE_TEST=$once \
-	DAXFS_FUZZ_SECONDS=${DAXFS_FUZZ_SECONDS:-$((once ? 20 : 0))} \
-	DAXFS_LIMIT_FILES=${DAXFS_LIMIT_FILES:-$((once ? 1000000 : 100000))} \
-	DAXFS_TSAN_BUILD="$root/build-tsan" \
-	DAXFS_BUILD="$root/$b" run_logged "$logs/pytest-$b.log" \
-		timeout -k 30 1200 "$PY" -m pytest -q -rfEsx -p no:cacheprovider \
+pytest_pass() {
+	local b=$1 once=$2 tsan=()
+	# the .deb, the fuzz targets, a million files and the TSan daemon
+	# tests: once, in the normal build's pass; a caller's settings win
+	((once)) && tsan=(DAXFS_TSAN_BUILD="$root/build-tsan")
+	env DAXFS_PACKAGE_TEST="$once" DAXFS_FUZZ="${DAXFS_FUZZ:-$once}" \
+	DAXFS_FUZZ_SECONDS="${DAXFS_FUZZ_SECONDS:-$((once ? 6 : 0))}" \
+	DAXFS_LIMIT_FILES="${DAXFS_LIMIT_FILES:-$((once ? 1000000 : 100000))}" \
+	"${tsan[@]}" DAXFS_BUILD="$root/$b" \
+		timeout -k 30 1500 "$PY" -m pytest -q -rfEsx -p no:cacheprovider \
 		--basetemp="$(mktemp -d /tmp/daxfs-pytest-XXXXXX)" \
-		--junitxml="$logs/pytest-$b.xml" tests/ || rc=$?
+		--junitxml="$logs/pytest-$b.xml" tests/ >"$logs/pytest-$b.log" 2>&1
+}
+pids=()
+for b in "${passes[@]}"; do
+	once=0
+	[[ $b == build ]] && once=1
+	say "pytest: $b (started)"
+	pytest_pass "$b" "$once" &
+	pids+=($!)
+done
+for k in "${!passes[@]}"; do
+	b=${passes[$k]}
+	rc=0
+	wait "${pids[$k]}" || rc=$?
+	say "pytest: $b (done, exit $rc)"
+	cat "$logs/pytest-$b.log"
 	case $rc in
 	0) ;;
 	5) echo "test.sh: pytest collected no test against $b"; status=1 ;;

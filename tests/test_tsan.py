@@ -33,8 +33,10 @@ PLAIN_BUILD = conftest.BUILD        # before the fixture below points it away
 
 pytestmark = [
     pytest.mark.usefixtures("need_fuse"),
-    pytest.mark.skipif(not TSAN_BUILD, reason="DAXFS_TSAN_BUILD is not set "
-                       "(a -DDAXFS_TSAN=ON build directory)"),
+    pytest.mark.skipif(not TSAN_BUILD, reason="DAXFS_TSAN_BUILD (a "
+                       "-DDAXFS_TSAN=ON build directory) is not set; "
+                       "scripts/test.sh sets it in the normal build's "
+                       "pass only"),
 ]
 
 # report every race, keep going (a mount must come down cleanly to be
