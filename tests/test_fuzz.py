@@ -1,7 +1,8 @@
 """The libFuzzer targets in fuzz/: every input in fuzz/regressions/ (each
 once a crash, a hang or a broken invariant, since fixed) and every seed in
 fuzz/corpus/ must pass, always; and in CI each target is fuzzed for a
-bounded time (DAXFS_FUZZ_SECONDS, 20 by default when $CI is set).
+bounded time (DAXFS_FUZZ_SECONDS, 20 by default when $CI is set;
+scripts/test.sh sets 6).
 DAXFS_FUZZ=0 skips the module.
 
 The targets are built with clang (-fsanitize=fuzzer,address,undefined)
