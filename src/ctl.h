@@ -10,13 +10,27 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 
-#define DAXFS_CTL_VERSION 1
+#define DAXFS_CTL_VERSION 2
+
+/*
+ * Where an unbind is.  While it runs, the report's figures are the ones
+ * so far: the current phase's milliseconds and counts still grow.
+ */
+enum daxfs_unbind_phase {
+	DAXFS_PHASE_NONE,
+	DAXFS_PHASE_REVOKING,
+	DAXFS_PHASE_DRAINING,
+	DAXFS_PHASE_RELEASING,
+	DAXFS_PHASE_DONE,
+};
 
 struct daxfs_ctl_report {
 	uint32_t valid;			/* an unbind has run (or is running) */
 	uint32_t forced;		/* the region vanished under us */
 	uint32_t timed_out;		/* the drain hit unbind_timeout */
 	uint32_t error;			/* errno of a failed step, or 0 */
+	uint32_t phase;			/* enum daxfs_unbind_phase */
+	uint32_t reserved;
 	uint64_t inodes_revoked;
 	uint64_t requests_drained;
 	uint64_t requests_refused;

@@ -119,16 +119,18 @@ uint64_t mapping_count(struct mapping *m)
 
 /*
  * mapping_revoke -- invalidate every tracked inode's pages in the kernel.
- * *revoked counts the inodes the kernel still knew.  Returns 0, or the
- * first error other than "the kernel no longer knows it".
+ * *revoked counts, as it goes, the inodes the kernel still knew.  An
+ * inode leaves the set once its pages are gone: with reads refused they
+ * cannot come back, so the set's size is the count of inodes still to
+ * revoke.  Returns 0, or the first error other than "the kernel no longer
+ * knows it" (that inode stays in the set).
  */
 int mapping_revoke(struct mapping *m, struct fuse_session *se,
-		   uint64_t *revoked)
+		   atomic_uint_fast64_t *revoked)
 {
 	uint64_t *snap, n = 0;
 	int ret = 0;
 
-	*revoked = 0;
 	pthread_mutex_lock(&m->lock);
 	snap = malloc((m->count + 1) * sizeof(*snap));
 	if (snap)
@@ -142,8 +144,10 @@ int mapping_revoke(struct mapping *m, struct fuse_session *se,
 		int r = fuse_lowlevel_notify_inval_inode(se, snap[k], 0, 0);
 
 		if (r == 0)
-			(*revoked)++;
-		else if (r != -ENOENT && !ret)
+			atomic_fetch_add(revoked, 1);
+		if (r == 0 || r == -ENOENT)
+			mapping_remove(m, snap[k]);
+		else if (!ret)
 			ret = r;
 	}
 	free(snap);

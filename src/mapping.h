@@ -6,6 +6,7 @@
 #define DAXFS_MAPPING_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct fuse_session;
@@ -22,6 +23,6 @@ void mapping_add(struct mapping *m, uint64_t ino);
 void mapping_remove(struct mapping *m, uint64_t ino);
 uint64_t mapping_count(struct mapping *m);
 int mapping_revoke(struct mapping *m, struct fuse_session *se,
-		   uint64_t *revoked);
+		   atomic_uint_fast64_t *revoked);
 
 #endif

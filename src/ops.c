@@ -132,7 +132,7 @@ static void fill_status(struct daemon *d, struct daxfs_ctl_status *st)
 	st->open_files = atomic_load(&d->open_files);
 	st->inflight = gate_inflight(&d->gate);
 	st->uring_ops = unbind_uring_ops(d);
-	st->page_users = state < GATE_DRAINING ? mapping_count(&d->map) : 0;
+	st->page_users = mapping_count(&d->map);
 	pthread_rwlock_rdlock(&fs->meta_lock);
 	st->size_bytes = FS_BLOCK_OFF(fs->nblocks - fs->data_start - 1);
 	st->free_bytes = FS_BLOCK_OFF(fs->alloc.free);

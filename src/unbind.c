@@ -55,9 +55,15 @@ struct unbind {
 	int want;			/* 0, or 1 orderly / 2 forced */
 	char cause[128];
 	uint64_t timeout_ms;
-	struct daxfs_ctl_report report;
+	struct daxfs_ctl_report report;	/* final figures of done phases */
 	uint64_t again[64];		/* inodes to invalidate once more */
 	uint32_t nagain;
+	/* while the sequence runs: when it and the current phase began,
+	 * and the gate's counters at the start, so that status can show
+	 * the figures so far */
+	uint64_t t0, t_phase;
+	uint64_t wb0, lost0, ref0, done0;
+	atomic_uint_fast64_t revoked;	/* inodes revoked so far */
 };
 
 static uint64_t ms_since(uint64_t t0)
@@ -120,15 +126,57 @@ static void region_vanished(struct region *r, void *arg)
 	unbind_request(d, true, "region access faulted (SIGBUS)", 0);
 }
 
+/* publish -- rep as the report, entering `phase` now; u->lock not held */
+static void publish(struct unbind *u, struct daxfs_ctl_report *rep,
+		    uint32_t phase)
+{
+	rep->phase = phase;
+	pthread_mutex_lock(&u->lock);
+	u->report = *rep;
+	u->t_phase = now_ns();
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* sofar -- fill in the running figures of an unbind under way; u->lock */
+static void sofar(struct daemon *d, struct daxfs_ctl_report *r)
+{
+	struct unbind *u = d->ub;
+	uint64_t now = now_ns(), phase_ms = (now - u->t_phase) / 1000000ull;
+
+	if (r->phase == DAXFS_PHASE_NONE || r->phase == DAXFS_PHASE_DONE)
+		return;
+	r->ms_total = (now - u->t0) / 1000000ull;
+	r->bytes_written_back = atomic_load(&d->gate.writeback_bytes) -
+				u->wb0;
+	r->bytes_lost = atomic_load(&d->gate.lost_bytes) - u->lost0;
+	r->requests_refused = atomic_load(&d->gate.refused) - u->ref0;
+	switch (r->phase) {
+	case DAXFS_PHASE_REVOKING:
+		r->inodes_revoked = atomic_load(&u->revoked);
+		r->ms_revoke = phase_ms;
+		break;
+	case DAXFS_PHASE_DRAINING:
+		r->requests_drained = atomic_load(&d->gate.completed) -
+				      u->done0;
+		r->ms_drain = phase_ms;
+		break;
+	default:
+		r->ms_release = phase_ms;
+		break;
+	}
+}
+
 /*
- * run -- the sequence.  Called on the unbind thread only.
+ * run -- the sequence.  Called on the unbind thread only.  Each phase's
+ * figures are published when it ends; status fills in the current one's
+ * as it goes (sofar).
  */
 static void run(struct daemon *d, bool forced, const char *cause,
 		uint64_t timeout_ms)
 {
 	struct unbind *u = d->ub;
 	struct daxfs_ctl_report rep;
-	uint64_t t0 = now_ns(), t, wb0, lost0, done0, ref0, revoked = 0;
+	uint64_t t0 = now_ns(), t;
 	struct timespec wall;
 	int ret;
 
@@ -140,25 +188,30 @@ static void run(struct daemon *d, bool forced, const char *cause,
 			      (uint64_t)wall.tv_nsec / 1000000;
 	snprintf(rep.cause, sizeof(rep.cause), "%s", cause);
 	pthread_mutex_lock(&u->lock);
-	u->report = rep;
+	u->t0 = t0;
+	u->wb0 = atomic_load(&d->gate.writeback_bytes);
+	u->lost0 = atomic_load(&d->gate.lost_bytes);
+	u->ref0 = atomic_load(&d->gate.refused);
+	atomic_store(&u->revoked, 0);
 	pthread_mutex_unlock(&u->lock);
+	publish(u, &rep, DAXFS_PHASE_REVOKING);
 	syslog(LOG_NOTICE, "daxfs: %s: %s unbind: %s", d->mountpoint,
 	       forced ? "forced" : "orderly", cause);
 
 	/* 1. revoking: no new users; pages come back, then fault */
-	wb0 = atomic_load(&d->gate.writeback_bytes);
-	lost0 = atomic_load(&d->gate.lost_bytes);
-	ref0 = atomic_load(&d->gate.refused);
 	gate_set(&d->gate, GATE_REVOKING);
-	ret = mapping_revoke(&d->map, d->se, &revoked);
+	ret = mapping_revoke(&d->map, d->se, &u->revoked);
 	if (ret && !rep.error)
 		rep.error = (uint32_t)-ret;
-	rep.inodes_revoked = revoked;
+	rep.inodes_revoked = atomic_load(&u->revoked);
 	rep.ms_revoke = ms_since(t0);
 
 	/* 2. draining: wait for every request still inside */
 	t = now_ns();
-	done0 = atomic_load(&d->gate.completed);
+	pthread_mutex_lock(&u->lock);
+	u->done0 = atomic_load(&d->gate.completed);
+	pthread_mutex_unlock(&u->lock);
+	publish(u, &rep, DAXFS_PHASE_DRAINING);
 	gate_set(&d->gate, GATE_DRAINING);
 	ret = gate_drain(&d->gate, timeout_ms, rep.holders,
 			 sizeof(rep.holders));
@@ -168,9 +221,10 @@ static void run(struct daemon *d, bool forced, const char *cause,
 		       "ms; still inside: %s", d->mountpoint,
 		       (unsigned long long)timeout_ms, rep.holders);
 	}
-	rep.requests_drained = atomic_load(&d->gate.completed) - done0;
+	rep.requests_drained = atomic_load(&d->gate.completed) - u->done0;
 	rep.uring_cancelled = cancel_all(u);
 	rep.ms_drain = ms_since(t);
+	publish(u, &rep, DAXFS_PHASE_RELEASING);
 
 	/* 3. released: persist, mark clean, let go of the region.  Not
 	 * when the region vanished: no fault may have been seen yet (an idle
@@ -189,12 +243,11 @@ static void run(struct daemon *d, bool forced, const char *cause,
 	gate_set(&d->gate, GATE_RELEASED);
 	rep.ms_release = ms_since(t);
 	rep.ms_total = ms_since(t0);
-	rep.bytes_written_back = atomic_load(&d->gate.writeback_bytes) - wb0;
-	rep.bytes_lost = atomic_load(&d->gate.lost_bytes) - lost0;
-	rep.requests_refused = atomic_load(&d->gate.refused) - ref0;
-	pthread_mutex_lock(&u->lock);
-	u->report = rep;
-	pthread_mutex_unlock(&u->lock);
+	rep.bytes_written_back = atomic_load(&d->gate.writeback_bytes) -
+				 u->wb0;
+	rep.bytes_lost = atomic_load(&d->gate.lost_bytes) - u->lost0;
+	rep.requests_refused = atomic_load(&d->gate.refused) - u->ref0;
+	publish(u, &rep, DAXFS_PHASE_DONE);
 	syslog(LOG_NOTICE, "daxfs: %s: region released in %llu ms "
 	       "(%llu inodes revoked, %llu requests drained, %llu bytes "
 	       "written back, %llu lost)", d->mountpoint,
@@ -499,6 +552,7 @@ void unbind_report(struct daemon *d, struct daxfs_ctl_report *out)
 		return;
 	pthread_mutex_lock(&u->lock);
 	*out = u->report;
+	sofar(d, out);
 	pthread_mutex_unlock(&u->lock);
 }
 

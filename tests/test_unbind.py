@@ -234,9 +234,12 @@ def check_status_phases(big_mount, fds):
         u = subprocess.Popen([binary("daxfsctl"), "unbind", "--json", mnt],
                              stdout=subprocess.PIPE, text=True)
         seen = []
+        texts = []
         deadline = time.monotonic() + 90
         while u.poll() is None and time.monotonic() < deadline:
             seen.append(status(mnt))
+            if seen[-1]["state"] == "revoking" and not texts:
+                texts.append(run([binary("daxfsctl"), "status", mnt]).out)
         out, _ = u.communicate(timeout=60)
         assert u.returncode == 0, out
         final = status(mnt)
@@ -251,17 +254,43 @@ def check_status_phases(big_mount, fds):
     states = [s["state"] for s in seen] + [final["state"]]
     idx = [order.index(s) for s in states]
     assert idx == sorted(idx), states
+    for text in texts:
+        # the text form says the unbind is under way and what it has done
+        # so far, not zeros that read like results
+        assert "in progress: revoking" in text or "released" in text, text
+        if "in progress: revoking" in text:
+            assert "revoking:" in text and "so far" in text, text
+            assert "released:" not in text, text
+    running = []
     for s in seen:
         if s["state"] != "live":
             # the report exists from the moment the sequence starts
             assert s["unbind"] and s["unbind"]["cause"] == \
                 "daxfsctl unbind", s
             assert s["unbind"]["forced"] is False
+            running.append(s)
         if s["state"] == "revoking":
-            assert s["page_users"] >= 4, s
+            r = s["unbind"]
+            assert r["phase"] == "revoking" and r["in_progress"], s
+            # an inode leaves the page users once revoked
+            assert s["page_users"] + r["inodes_revoked"] >= 4, s
+        if s["state"] == "draining":
+            assert s["unbind"]["phase"] in ("draining", "releasing"), s
+            assert s["page_users"] == 0, s
+    # while it runs, the report's figures are the ones so far: they only
+    # grow, and never past the final ones
+    for key in ("ms_total", "bytes_written_back", "inodes_revoked"):
+        vals = [s["unbind"][key] for s in running
+                if s["unbind"]["phase"] != "done"]
+        assert vals == sorted(vals), (key, vals)
+        assert all(v <= final["unbind"][key] for v in vals), (key, vals)
+    revoking = [s for s in running if s["state"] == "revoking"]
+    if len(revoking) > 1:
+        assert revoking[-1]["unbind"]["ms_revoke"] > 0, revoking[-1]
 
     assert final["state"] == "released"
     r = final["unbind"]
+    assert r["phase"] == "done" and r["in_progress"] is False, r
     assert r["forced"] is False and r["timed_out"] is False
     assert r["error"] == 0 and r["bytes_lost"] == 0
     assert r["inodes_revoked"] >= 4, r
@@ -279,6 +308,8 @@ def check_status_phases(big_mount, fds):
     # the unbind's own JSON says the same
     assert json.loads(out)["unbind"]["inodes_revoked"] == \
         r["inodes_revoked"]
+    for text in texts:
+        print(f"daxfsctl status while revoking:\n{text}")
     print(f"states seen while unbinding: "
           f"{sorted(set(states), key=order.index)}; revoke "
           f"{r['ms_revoke']} ms, {r['bytes_written_back']} bytes written "
@@ -358,6 +389,39 @@ def test_mapped_access_raises_sigbus(mount):
 
 
 # --- triggers ---------------------------------------------------------------
+
+def test_forced_unbind_counts_lost_data(big_region, tmp_path):
+    """A region cut under dirty shared mappings: the pages whose blocks
+    were cut off cannot be written back, and the report says how much was
+    lost instead of claiming it was saved."""
+    size = 128 << 20
+    m = start_daxfs(big_region, tmp_path / "mnt")
+    dirtier = subprocess.Popen([sys.executable, "-c", DIRTIER,
+                                m.path("dirty"), str(size)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert readline_within(dirtier, 60).strip() == "ready"
+        os.truncate(big_region, 16 << 20)     # the file's blocks are gone
+        st = wait_state(m.mnt, "released", 60)
+        assert st["state"] == "released", st
+        r = st["unbind"]
+        assert r["forced"] is True and r["phase"] == "done", r
+        assert r["bytes_lost"] > 0, r
+        assert r["bytes_lost"] + r["bytes_written_back"] <= size, r
+        dirtier.stdin.close()
+        assert dirtier.wait(timeout=30) == -signal.SIGBUS
+        m.unmount()
+        print(f"cut under {size >> 20} MiB of dirty pages: "
+              f"{r['bytes_lost']} bytes lost, {r['bytes_written_back']} "
+              f"written back")
+    except BaseException:
+        if dirtier.poll() is None:
+            dirtier.kill()
+            dirtier.wait()
+        m.cleanup()
+        raise
+
 
 @pytest.mark.parametrize("how", ["truncate", "delete"])
 def test_idle_daemon_notices_vanished_region(how, need_fuse, region,

@@ -64,6 +64,17 @@ static int get_status(const char *cmd, int fd, const char *mp,
 	return 0;
 }
 
+static const char *phase_name(uint32_t phase)
+{
+	switch (phase) {
+	case DAXFS_PHASE_REVOKING: return "revoking";
+	case DAXFS_PHASE_DRAINING: return "draining";
+	case DAXFS_PHASE_RELEASING: return "releasing";
+	case DAXFS_PHASE_DONE: return "done";
+	}
+	return "starting";
+}
+
 static void report_json(struct json *j, const struct daxfs_ctl_report *r)
 {
 	if (!r->valid) {
@@ -71,6 +82,8 @@ static void report_json(struct json *j, const struct daxfs_ctl_report *r)
 		return;
 	}
 	json_obj_open(j, "unbind");
+	json_str(j, "phase", phase_name(r->phase));
+	json_bool(j, "in_progress", r->phase != DAXFS_PHASE_DONE);
 	json_bool(j, "forced", r->forced);
 	json_str(j, "cause", r->cause);
 	json_bool(j, "timed_out", r->timed_out);
@@ -117,30 +130,52 @@ static void status_json(const struct daxfs_ctl_status *st)
 	json_end(&j);
 }
 
-/* report_text -- the unbind report; `state` tells whether it is final */
-static void report_text(const struct daxfs_ctl_report *r, uint32_t state)
+/*
+ * report_text -- the unbind report.  While the unbind runs, phases done
+ * show their figures, the current one what it has done so far, the
+ * phases ahead nothing.
+ */
+static void report_text(const struct daxfs_ctl_report *r)
 {
+	bool done = r->phase == DAXFS_PHASE_DONE;
+	const char *sofar = done ? "" : " so far";
 	char a[32], b[32];
 
 	if (!r->valid)
 		return;
-	printf("unbind:       %s (%s)%s\n", r->forced ? "forced" : "orderly",
-	       r->cause, state == GATE_RELEASED ? "" : ", in progress");
-	printf("  revoked:    %llu inodes in %llu ms\n",
-	       (unsigned long long)r->inodes_revoked,
-	       (unsigned long long)r->ms_revoke);
-	printf("  drained:    %llu requests in %llu ms (%llu refused, "
-	       "%llu io_uring ops cancelled)\n",
-	       (unsigned long long)r->requests_drained,
-	       (unsigned long long)r->ms_drain,
-	       (unsigned long long)r->requests_refused,
-	       (unsigned long long)r->uring_cancelled);
-	printf("  released:   in %llu ms, %llu ms in all\n",
-	       (unsigned long long)r->ms_release,
-	       (unsigned long long)r->ms_total);
-	printf("  data:       %s written back, %s lost\n",
+	printf("unbind:       %s (%s)%s%s\n", r->forced ? "forced" : "orderly",
+	       r->cause, done ? "" : ", in progress: ",
+	       done ? "" : phase_name(r->phase));
+	if (r->phase == DAXFS_PHASE_REVOKING)
+		printf("  revoking:   %llu inodes in %llu ms so far\n",
+		       (unsigned long long)r->inodes_revoked,
+		       (unsigned long long)r->ms_revoke);
+	else if (r->phase > DAXFS_PHASE_REVOKING)
+		printf("  revoked:    %llu inodes in %llu ms\n",
+		       (unsigned long long)r->inodes_revoked,
+		       (unsigned long long)r->ms_revoke);
+	if (r->phase == DAXFS_PHASE_DRAINING)
+		printf("  draining:   %llu requests done in %llu ms so far\n",
+		       (unsigned long long)r->requests_drained,
+		       (unsigned long long)r->ms_drain);
+	else if (r->phase > DAXFS_PHASE_DRAINING)
+		printf("  drained:    %llu requests in %llu ms (%llu io_uring "
+		       "ops cancelled)\n",
+		       (unsigned long long)r->requests_drained,
+		       (unsigned long long)r->ms_drain,
+		       (unsigned long long)r->uring_cancelled);
+	if (r->phase == DAXFS_PHASE_RELEASING)
+		printf("  releasing:  for %llu ms so far\n",
+		       (unsigned long long)r->ms_release);
+	else if (done)
+		printf("  released:   in %llu ms, %llu ms in all\n",
+		       (unsigned long long)r->ms_release,
+		       (unsigned long long)r->ms_total);
+	printf("  refused:    %llu requests%s\n",
+	       (unsigned long long)r->requests_refused, sofar);
+	printf("  data:       %s written back, %s lost%s\n",
 	       format_size(r->bytes_written_back, a, sizeof(a)),
-	       format_size(r->bytes_lost, b, sizeof(b)));
+	       format_size(r->bytes_lost, b, sizeof(b)), sofar);
 	if (r->timed_out)
 		printf("  timed out:  still inside: %s\n", r->holders);
 	if (r->error)
@@ -173,7 +208,7 @@ static void status_text(const struct daxfs_ctl_status *st)
 	       (unsigned long long)st->inodes_free);
 	printf("unbind after: %.1f s at most\n",
 	       (double)st->unbind_timeout_ms / 1000.0);
-	report_text(&st->report, st->state);
+	report_text(&st->report);
 }
 
 static const char status_help[] =
@@ -335,7 +370,7 @@ int cmd_unbind(int argc, char **argv)
 		json_end(&j);
 	} else {
 		printf("%s: region %s released\n", st.mountpoint, st.region);
-		report_text(&st.report, st.state);
+		report_text(&st.report);
 	}
 	return st.report.timed_out ? 3 : 0;
 }
