@@ -175,6 +175,14 @@ static int parse_one(struct options *o, char *opt)
 		v[-1] = '=';
 		return bad("unknown mount option '%s'", opt);
 	}
+	/* ours, and they take a value */
+	static const char *valued[] = {
+		"unbind_timeout", "entry_timeout", "attr_timeout",
+		"read_ahead_kb", "max_dirty_ratio", "fsname", "subtype", NULL,
+	};
+	for (int k = 0; valued[k]; k++)
+		if (!strcmp(opt, valued[k]))
+			return bad("mount option '%s' needs a value", opt);
 	if (!strcmp(opt, "ro")) {
 		o->readonly = true;
 		return 0;
@@ -431,8 +439,13 @@ int main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	memset(&d, 0, sizeof(d));
-	/* worker threads come and go: few malloc arenas keep memory down */
+	/* worker threads come and go: few malloc arenas keep memory down,
+	 * and a fixed mmap threshold gives each worker's 1 MiB request
+	 * buffer back to the system when the worker exits (glibc would
+	 * otherwise raise the threshold after the first such free and keep
+	 * later buffers in an arena, touched and resident) */
 	mallopt(M_ARENA_MAX, 2);
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	ret = parse_args(argc, argv, &o);
 	if (ret)
 		return ret;

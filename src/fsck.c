@@ -288,7 +288,8 @@ static int check_super(struct fsck *c)
 	if (ret == -EUCLEAN) {
 		primary_why(c, why, sizeof(why));
 		daxfs_seterr("primary superblock is damaged (%s) and the "
-			     "backup is unusable; fsck cannot %s this region",
+			     "backup is unusable; fsck cannot %s this region: "
+			     "restore it from a copy or reformat it",
 			     why, c->repair ? "repair" : "check");
 		return ret;
 	}

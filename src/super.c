@@ -262,7 +262,8 @@ int super_read(struct region *r, struct daxfs_dsb *sb, bool *used_backup)
 		return -EINVAL;
 	}
 	daxfs_seterr("primary superblock is damaged (%s) and the backup is "
-		     "unusable; run 'daxfsctl fsck --repair'", why);
+		     "unusable: neither a mount nor fsck can use this region; "
+		     "restore it from a copy or reformat it", why);
 	return -EUCLEAN;
 }
 

@@ -549,21 +549,29 @@ def test_no_command(daxfsctl):
 def test_unknown_command(daxfsctl):
     one_line_error(daxfsctl("frobnicate"), "unknown command", "frobnicate",
                    rc=2)
+    one_line_error(daxfsctl("--frobnicate"), "unknown option",
+                   "--frobnicate", rc=2)
 
 
 @pytest.mark.parametrize("cmd", ["mkfs", "info", "list"])
 @pytest.mark.parametrize("opt", ["--bogus", "-Z"])
 def test_unknown_option(daxfsctl, region, cmd, opt):
     args = [cmd, opt] + ([region] if cmd != "list" else [])
-    one_line_error(daxfsctl(*args), opt, "--help", rc=2)
+    one_line_error(daxfsctl(*args), f"unknown option '{opt}'", "--help",
+                   rc=2)
 
 
 def test_option_missing_value(daxfsctl, region_path):
-    one_line_error(daxfsctl("mkfs", region_path, "--size"), rc=2)
-    one_line_error(daxfsctl("mkfs", "-L"), "missing value", "-L", rc=2)
-    # (the long spelling is reported by its short form, '-L')
-    one_line_error(daxfsctl("mkfs", "--label"), "missing value", rc=2)
-    one_line_error(daxfsctl("info", "--json=1", region_path), rc=2)
+    one_line_error(daxfsctl("mkfs", region_path, "--size"),
+                   "option '--size' needs a value", rc=2)
+    one_line_error(daxfsctl("mkfs", "--size"),
+                   "option '--size' needs a value", rc=2)
+    one_line_error(daxfsctl("mkfs", "-L"), "option '-L' needs a value",
+                   rc=2)
+    one_line_error(daxfsctl("mkfs", "--label"),
+                   "option '--label' needs a value", rc=2)
+    one_line_error(daxfsctl("info", "--json=1", region_path),
+                   "option '--json' takes no value", rc=2)
     assert not os.path.exists(region_path)
 
 

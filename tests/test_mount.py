@@ -615,6 +615,20 @@ def test_unknown_options_refused_with_one_line(region, tmp_path):
         assert not ok, f"-o {opt} was accepted"
         lines = err.strip().split("\n")
         assert len(lines) == 1 and opt.split("=")[0] in lines[0], (opt, err)
+        assert "unknown mount option" in lines[0], (opt, err)
+
+
+def test_options_missing_their_value(region, tmp_path):
+    """daxfs's own valued options given without a value: the line says
+    so, rather than calling them unknown."""
+    mnt = mountpoint(tmp_path)
+    for opt in ("unbind_timeout", "entry_timeout", "attr_timeout",
+                "read_ahead_kb", "max_dirty_ratio"):
+        ok, err = try_option(region, mnt, opt)
+        assert not ok, f"-o {opt} was accepted"
+        lines = err.strip().split("\n")
+        assert len(lines) == 1, (opt, err)
+        assert f"mount option '{opt}' needs a value" in lines[0], (opt, err)
 
 
 # --- the installed tree ------------------------------------------------------
@@ -675,3 +689,27 @@ def test_installed_tree_has_mkfs_daxfs(installed, tmp_path):
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+# --- regions the daemon must refuse ------------------------------------------
+
+@pytest.mark.parametrize("fmt,off,value,why", [
+    ("<H", 8, 2, "version 2.0 is not supported"),
+    ("<Q", 32, 1 << 17, "incompatible features 0x20000"),
+], ids=["newer-major-version", "unknown-incompat-feature"])
+def test_daemon_refuses_newer_format(region, tmp_path, fmt, off, value,
+                                     why):
+    """A region written by a newer daxfs: the daemon refuses it with one
+    line, mounts nothing, and leaves the region as it was."""
+    from test_daxfsctl import rewrite_superblocks
+    rewrite_superblocks(region, fmt, off, value)
+    with open(region, "rb") as f:
+        before = f.read()
+    mnt = mountpoint(tmp_path)
+    res = run([binary("daxfs"), "-f", region, mnt], timeout=60)
+    assert res.rc == 1, res
+    lines = res.err.strip().split("\n")
+    assert len(lines) == 1 and why in lines[0] and region in lines[0], res
+    assert not is_mounted(mnt)
+    with open(region, "rb") as f:
+        assert f.read() == before, "the refused region was changed"

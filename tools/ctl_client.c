@@ -235,11 +235,11 @@ int cmd_status(int argc, char **argv)
 	int c, fd;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+jh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': fputs(status_help, stdout); return 0;
-		default: return ctl_bad_option("status", argv, 2);
+		default: return ctl_bad_option("status", argv, lo, 2);
 		}
 	}
 	if (optind != argc - 1) {
@@ -296,7 +296,7 @@ int cmd_unbind(int argc, char **argv)
 	int c, fd;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+t:jh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:jh", lo, NULL)) != -1) {
 		switch (c) {
 		case 't': {
 			char *end;
@@ -316,7 +316,7 @@ int cmd_unbind(int argc, char **argv)
 		}
 		case 'j': json = true; break;
 		case 'h': fputs(unbind_help, stdout); return 0;
-		default: return ctl_bad_option("unbind", argv, 2);
+		default: return ctl_bad_option("unbind", argv, lo, 2);
 		}
 	}
 	if (optind != argc - 1) {

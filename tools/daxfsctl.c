@@ -37,23 +37,44 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 	return 2;
 }
 
+/* find_option -- the entry of lo a typed option names, or NULL */
+static const struct option *find_option(const struct option *lo,
+					const char *typed)
+{
+	for (; lo->name; lo++)
+		if (typed[1] == '-' ? !strcmp(typed + 2, lo->name) :
+		    typed[1] == lo->val && !typed[2])
+			return lo;
+	return NULL;
+}
+
 /* ctl_bad_option -- report what getopt rejected, in one line, naming
- * the option as it was typed */
-int ctl_bad_option(const char *cmd, char **argv, int exit_code)
+ * the option as it was typed and what is wrong with it */
+int ctl_bad_option(const char *cmd, char **argv, const struct option *lo,
+		   int exit_code)
 {
 	const char *typed = argv[optind - 1];
 	char o[3] = { '-', (char)optopt, 0 };
+	const struct option *known;
+	bool has_value = false;
 	char name[128];
 
 	if (!strncmp(typed, "--", 2)) {
 		/* "--label" missing its value, or "--json=1" */
+		has_value = strchr(typed, '=') != NULL;
 		snprintf(name, sizeof(name), "%.*s", (int)strcspn(typed, "="),
 			 typed);
 		typed = name;
 	} else if (optopt) {
 		typed = o;
 	}
-	usage_error(cmd, "unknown option or missing value: '%s'", typed);
+	known = find_option(lo, typed);
+	if (known && known->has_arg == required_argument && !has_value)
+		usage_error(cmd, "option '%s' needs a value", typed);
+	else if (known && known->has_arg == no_argument && has_value)
+		usage_error(cmd, "option '%s' takes no value", typed);
+	else
+		usage_error(cmd, "unknown option '%s'", typed);
 	return exit_code;
 }
 
@@ -95,7 +116,7 @@ static int cmd_mkfs(int argc, char **argv)
 	int c, ret;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+s:L:N:fhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:L:N:fhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (parse_size(optarg, &o.size) || !o.size)
@@ -131,7 +152,7 @@ static int cmd_mkfs(int argc, char **argv)
 			       DAXFS_VERSION_MAJOR, DAXFS_VERSION_MINOR);
 			return 0;
 		default:
-			return ctl_bad_option("mkfs", argv, 2);
+			return ctl_bad_option("mkfs", argv, lo, 2);
 		}
 	}
 	if (optind != argc - 1)
@@ -307,11 +328,11 @@ static int cmd_info(int argc, char **argv)
 	int c, ret, pending, holder;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+jh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': fputs(info_help, stdout); return 0;
-		default: return ctl_bad_option("info", argv, 2);
+		default: return ctl_bad_option("info", argv, lo, 2);
 		}
 	}
 	if (optind != argc - 1)
@@ -480,11 +501,11 @@ static int cmd_list(int argc, char **argv)
 	int c, ndev = 0, nm;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+jh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': fputs(list_help, stdout); return 0;
-		default: return ctl_bad_option("list", argv, 2);
+		default: return ctl_bad_option("list", argv, lo, 2);
 		}
 	}
 	if (optind != argc)
@@ -608,7 +629,7 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < ARRAY_SIZE(cmds); k++)
 		if (!strcmp(argv[1], cmds[k].name))
 			return cmds[k].fn(argc - 1, argv + 1);
-	fprintf(stderr, "%s: unknown command '%s'; see 'daxfsctl --help'\n",
-		prog, argv[1]);
+	fprintf(stderr, "%s: unknown %s '%s'; see 'daxfsctl --help'\n",
+		prog, argv[1][0] == '-' ? "option" : "command", argv[1]);
 	return 2;
 }

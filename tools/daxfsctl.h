@@ -16,7 +16,9 @@ int cmd_fsck(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_unbind(int argc, char **argv);
 
-int ctl_bad_option(const char *cmd, char **argv, int exit_code);
+struct option;
+int ctl_bad_option(const char *cmd, char **argv, const struct option *lo,
+		   int exit_code);
 /* daxfs mounts from /proc/mounts; returns the count (*out malloc'd) */
 int ctl_list_mounts(struct ctl_mount **out);
 /* the mountpoint of a region, "" if not mounted */

@@ -218,12 +218,12 @@ int cmd_fsck(int argc, char **argv)
 	int c, ret, status;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+rjh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rjh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'r': fo.repair = true; break;
 		case 'j': o.json = true; break;
 		case 'h': fputs(fsck_help, stdout); return FSCK_OK;
-		default: return ctl_bad_option("fsck", argv, FSCK_USAGE);
+		default: return ctl_bad_option("fsck", argv, lo, FSCK_USAGE);
 		}
 	}
 	if (optind != argc - 1)
