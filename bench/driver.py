@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-TARGETS = ("tmpfs", "bindfs", "daxfs")
+TARGETS = ("tmpfs", "bindfs", "daxfs", "daxfs-devfuse")
 MiB = 1 << 20
 
 
@@ -203,12 +203,23 @@ class Bindfs(FuseTarget):
 
 
 class Daxfs(FuseTarget):
-    def __init__(self, ctx, name="daxfs", region=None, mnt=None):
+    """daxfs with its default options (FUSE over io_uring when the kernel
+    offers it, which bench/run arranges), or with transport= given."""
+
+    def __init__(self, ctx, name="daxfs", region=None, mnt=None,
+                 transport=None):
         super().__init__(name, mnt or os.path.join(ctx.mnt, name), ctx)
-        self.region = region or os.path.join(ctx.work, "region")
+        self.region = region or os.path.join(ctx.work, f"{name}.region")
+        self.transport = transport
 
     def argv(self):
-        return [self.ctx.daxfs, "-f", self.region, self.mnt]
+        opts = ["-o", f"transport={self.transport}"] if self.transport \
+            else []
+        return [self.ctx.daxfs, "-f", *opts, self.region, self.mnt]
+
+    def transport_used(self):
+        out = run([self.ctx.daxfsctl, "status", "--json", self.mnt])
+        return json.loads(out)["transport"]
 
     def mkfs(self, size):
         # touch every page of the region file first: fresh guest memory is
@@ -566,8 +577,11 @@ def main_runs(ctx, runs):
     tmp = Target("tmpfs", os.path.join(ctx.work, "tmpfs"))
     bfs = Bindfs(ctx)
     dax = Daxfs(ctx)
+    dev = Daxfs(ctx, "daxfs-devfuse", transport="devfuse")
     dax.mkfs(ctx.s["region"])
-    targets = {"tmpfs": tmp, "bindfs": bfs, "daxfs": dax}
+    dev.mkfs(ctx.s["region"])
+    targets = {"tmpfs": tmp, "bindfs": bfs, "daxfs": dax,
+               "daxfs-devfuse": dev}
     wl = workloads(ctx)
     res = {}
     rss = {}
@@ -575,12 +589,17 @@ def main_runs(ctx, runs):
         for t in targets.values():
             t.start()
         rss["after_mount"] = proc_status(dax.proc.pid)
+        # the rings are registered once INIT has been answered
+        time.sleep(0.5)
+        ctx.transport = dax.transport_used()
+        log(f"daxfs serves its requests through {ctx.transport}")
         for r in range(runs):
             la = loadavg()
             log(f"run {r + 1}/{runs} (load average {la[0]:.2f})")
             ctx.run_loads.append(la)
             # interleave: every target once per run, in a rotating order
-            order = TARGETS[r % 3:] + TARGETS[:r % 3]
+            k = r % len(TARGETS)
+            order = TARGETS[k:] + TARGETS[:k]
             for name in order:
                 t = targets[name]
                 t0 = time.monotonic()
@@ -639,6 +658,7 @@ def main():
     res, rss = main_runs(ctx, a.runs)
     log("unbind latency (daxfs only)")
     unb = measure_unbind(ctx, a.runs)
+    info["transport"] = getattr(ctx, "transport", "?")
     info["load_after"] = loadavg()
     info["run_loads"] = ctx.run_loads
     info["secs"] = time.monotonic() - t_start

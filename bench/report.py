@@ -4,10 +4,13 @@ Every figure is the median over the runs, with the spread (min-max) in
 parentheses.  A ratio is computed per run from the figures of that run
 (the targets ran back to back), then its median and spread are taken.
 Ratios are speed ratios: above 1 means daxfs did better, for times too.
+They compare daxfs as mounted by default (FUSE over io_uring when the
+kernel offers it); the "daxfs /dev/fuse" column is the same daemon told
+to use /dev/fuse only, for kernels without io_uring.
 """
 import statistics
 
-TARGETS = ("tmpfs", "bindfs", "daxfs")
+TARGETS = ("tmpfs", "bindfs", "daxfs", "daxfs-devfuse")
 UNITS = {"GBps": "GB/s", "iops": "IOPS", "ops": "ops/s", "secs": "s",
          "meta": "ops/s"}
 META_LABELS = {"create": "create (open O_CREAT + close)",
@@ -130,6 +133,9 @@ def markdown(data, wl, png):
     L.append(f"- **runs**: {mode}{info['runs']}, targets interleaved in "
              f"each run; figures are medians with (min–max) over runs; "
              f"{info['secs'] / 60:.1f} min in all")
+    tr = info.get("transport", "?")
+    L.append(f"- **daxfs transport**: {tr} for the daxfs column (its "
+             f"default, auto); /dev/fuse for the daxfs /dev/fuse column")
     L.append(f"- **sizes**: sequential and random files "
              f"{n['seq_size'] >> 20} MiB, timed jobs {n['runtime']:g} s, "
              f"metadata {n['meta_files']} files, daxfs region "
@@ -139,9 +145,9 @@ def markdown(data, wl, png):
              "for times): above 1 daxfs did better. tmpfs has no cold "
              "cache; its \"cold\" rows are the same measurement as warm.")
     L.append("")
-    L.append("| workload | unit | tmpfs | bindfs | daxfs | daxfs/tmpfs | "
-             "daxfs/bindfs | target | met |")
-    L.append("|---|---|--:|--:|--:|--:|--:|---|:-:|")
+    L.append("| workload | unit | tmpfs | bindfs | daxfs | daxfs /dev/fuse "
+             "| daxfs/tmpfs | daxfs/bindfs | target | met |")
+    L.append("|---|---|--:|--:|--:|--:|--:|--:|---|:-:|")
     for key, label, unit in rows(wl):
         label = label.replace("N files", f"{n['meta_files']} files")
         d = res.get(key, {})

@@ -51,6 +51,23 @@ fi
 	echo "test.sh: note: no /dev/fuse; tests that mount will skip"
 [[ -d /dev/shm && -w /dev/shm ]] ||
 	die "/dev/shm is missing or not writable; file regions live there"
+# FUSE over io_uring is off by default in the fuse module: turned on for
+# the run, so that one pass goes over it, and put back afterwards
+uring_param=/sys/module/fuse/parameters/enable_uring
+uring_was=
+if [[ -w $uring_param ]]; then
+	uring_was=$(cat "$uring_param")
+	echo 1 >"$uring_param" 2>/dev/null || uring_was=
+fi
+uring_restore() {
+	[[ $uring_was == N ]] && echo 0 >"$uring_param" 2>/dev/null
+	uring_was=
+}
+trap uring_restore EXIT
+uring_on=0
+[[ -n $uring_was ]] && uring_on=1
+((uring_on)) ||
+	echo "test.sh: note: FUSE over io_uring is not available; both pytest passes use /dev/fuse"
 
 # --- 3. builds -----------------------------------------------------------
 say "build: build"
@@ -85,17 +102,21 @@ done
 # The passes run side by side: each spends much of its time waiting on
 # FUSE round trips and child processes, so two of them keep both cores of
 # a small machine busy.  Each writes its own log, shown when both are done.
+# The ASan pass serves its mounts over FUSE over io_uring (when the kernel
+# offers it), the normal pass over /dev/fuse, what most kernels give.
 passes=(build-asan)
 [[ ${DAXFS_TEST_QUICK:-0} == 1 ]] || passes+=(build)
 pytest_pass() {
-	local b=$1 once=$2 tsan=()
+	local b=$1 once=$2 tsan=() transport=devfuse
 	# the .deb, the fuzz targets, a million files and the TSan daemon
 	# tests: once, in the normal build's pass; a caller's settings win
 	((once)) && tsan=(DAXFS_TSAN_BUILD="$root/build-tsan")
+	[[ $b == build-asan ]] && ((uring_on)) && transport=io_uring
 	env DAXFS_PACKAGE_TEST="$once" DAXFS_FUZZ="${DAXFS_FUZZ:-$once}" \
 	DAXFS_FUZZ_SECONDS="${DAXFS_FUZZ_SECONDS:-$((once ? 6 : 0))}" \
 	DAXFS_LIMIT_FILES="${DAXFS_LIMIT_FILES:-$((once ? 1000000 : 100000))}" \
 	"${tsan[@]}" DAXFS_BUILD="$root/$b" \
+	DAXFS_TEST_TRANSPORT="${DAXFS_TEST_TRANSPORT:-$transport}" \
 		timeout -k 30 1500 "$PY" -m pytest -q -rfEsx -p no:cacheprovider \
 		--basetemp="$(mktemp -d /tmp/daxfs-pytest-XXXXXX)" \
 		--junitxml="$logs/pytest-$b.xml" tests/ >"$logs/pytest-$b.log" 2>&1
@@ -123,6 +144,8 @@ for k in "${!passes[@]}"; do
 done
 
 # --- summary -------------------------------------------------------------
+uring_restore
+trap - EXIT
 say "summary"
 have_unit=0
 [[ -f tests/unit/CMakeLists.txt ]] && have_unit=1

@@ -57,6 +57,10 @@ struct daxfs_ctl_status {
 	uint64_t inflight;
 	uint64_t uring_ops;
 	uint64_t page_users;
+	uint32_t uring;			/* requests come through io_uring */
+	uint32_t ring_queues;		/* one per CPU */
+	uint64_t ring_entries;		/* registered with the kernel */
+	uint64_t ring_requests;		/* served through the rings */
 	uint64_t size_bytes;
 	uint64_t free_bytes;
 	uint64_t inodes_used;

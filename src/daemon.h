@@ -16,6 +16,7 @@
 #include "mapping.h"
 
 struct fuse_session;
+struct transport;
 struct unbind;
 
 struct daemon {
@@ -24,6 +25,7 @@ struct daemon {
 	struct gate gate;
 	struct mapping map;
 	struct unbind *ub;
+	struct transport *tp;		/* NULL: /dev/fuse only */
 	char region[PATH_MAX];		/* as given on the command line */
 	char mountpoint[PATH_MAX];
 	uint64_t unbind_timeout_ms;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "ops_i.h"
+#include "transport.h"
 
 struct options {
 	bool foreground, debug, single, readonly, allow_other;
@@ -35,6 +36,7 @@ struct options {
 	char *region, *mountpoint;
 	double unbind_timeout;
 	double entry_timeout, attr_timeout;
+	enum transport_mode transport;
 	char kernel_opts[1024];		/* passed through to the mount */
 };
 
@@ -64,6 +66,12 @@ static const char usage[] =
 "                             mapped writes to this mount may use before\n"
 "                             writers are throttled (default 20; FUSE\n"
 "                             starts at 1)\n"
+"     transport=auto|io_uring|devfuse\n"
+"                             how requests reach the daemon: io_uring\n"
+"                             serves each CPU's requests on that CPU\n"
+"                             (needs the fuse module's enable_uring);\n"
+"                             auto, the default, uses it when the kernel\n"
+"                             offers it and /dev/fuse otherwise\n"
 "     ro, rw                  read-only or read-write (default rw)\n"
 "     allow_other             let other users use the mount\n"
 "     allow_root              let root use the mount\n"
@@ -154,6 +162,18 @@ static int parse_one(struct options *o, char *opt)
 				return bad("%s is not a number of seconds", v);
 			return 0;
 		}
+		if (!strcmp(opt, "transport")) {
+			if (!strcmp(v, "auto"))
+				o->transport = TRANSPORT_AUTO;
+			else if (!strcmp(v, "io_uring"))
+				o->transport = TRANSPORT_URING;
+			else if (!strcmp(v, "devfuse"))
+				o->transport = TRANSPORT_DEVFUSE;
+			else
+				return bad("transport=%s is not one of auto, "
+					   "io_uring, devfuse", v);
+			return 0;
+		}
 		if (!strcmp(opt, "read_ahead_kb") ||
 		    !strcmp(opt, "max_dirty_ratio")) {
 			bool ra = opt[0] == 'r';
@@ -178,7 +198,8 @@ static int parse_one(struct options *o, char *opt)
 	/* ours, and they take a value */
 	static const char *valued[] = {
 		"unbind_timeout", "entry_timeout", "attr_timeout",
-		"read_ahead_kb", "max_dirty_ratio", "fsname", "subtype", NULL,
+		"read_ahead_kb", "max_dirty_ratio", "transport", "fsname",
+		"subtype", NULL,
 	};
 	for (int k = 0; valued[k]; k++)
 		if (!strcmp(opt, valued[k]))
@@ -451,6 +472,17 @@ int main(int argc, char **argv)
 		return ret;
 	if (check_mountpoint(o.mountpoint))
 		return 1;
+	if (o.transport != TRANSPORT_DEVFUSE) {
+		const char *why;
+		bool offered = transport_uring_offered(&why);
+
+		if (!offered && o.transport == TRANSPORT_URING) {
+			fprintf(stderr, "daxfs: transport=io_uring: %s\n", why);
+			return 1;
+		}
+		if (!offered)
+			o.transport = TRANSPORT_DEVFUSE;
+	}
 	if (!o.foreground && background(&notify_fd)) {
 		fprintf(stderr, "daxfs: cannot go to the background: %s\n",
 			strerror(errno));
@@ -496,6 +528,14 @@ int main(int argc, char **argv)
 		goto err_signals;
 	}
 	tune_bdi(d.mountpoint, &o);
+	if (o.transport != TRANSPORT_DEVFUSE) {
+		ret = transport_start(&d);
+		if (ret) {
+			fprintf(stderr, "daxfs: cannot start FUSE over io_uring: "
+				"%s\n", strerror(-ret));
+			goto err_unmount;
+		}
+	}
 	ret = unbind_start(&d);
 	if (ret) {
 		fprintf(stderr, "daxfs: cannot start the unbind watcher: %s\n",
@@ -521,6 +561,8 @@ int main(int argc, char **argv)
 	}
 	unbind_stop(&d);
 	fuse_session_unmount(d.se);
+	/* the connection is gone: every ring entry has been ended */
+	transport_stop(&d);
 	/* keep libfuse's handlers until the region is clean: a SIGTERM now
 	 * (systemd at shutdown) only sets a flag instead of killing us
 	 * half way through writing it back */
@@ -538,6 +580,7 @@ int main(int argc, char **argv)
 
 err_unmount:
 	fuse_session_unmount(d.se);
+	transport_stop(&d);
 err_signals:
 	fuse_remove_signal_handlers(d.se);
 err_session:

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ops_i.h"
+#include "transport.h"
 
 void ops_fill_entry(struct daemon *d, struct inode *i,
 		    struct fuse_entry_param *e)
@@ -133,6 +134,15 @@ static void fill_status(struct daemon *d, struct daxfs_ctl_status *st)
 	st->inflight = gate_inflight(&d->gate);
 	st->uring_ops = unbind_uring_ops(d);
 	st->page_users = mapping_count(&d->map);
+	{
+		struct transport_stats ts;
+
+		transport_stats(d, &ts);
+		st->uring = ts.uring;
+		st->ring_queues = ts.queues;
+		st->ring_entries = ts.entries;
+		st->ring_requests = ts.requests;
+	}
 	pthread_rwlock_rdlock(&fs->meta_lock);
 	st->size_bytes = FS_BLOCK_OFF(fs->nblocks - fs->data_start - 1);
 	st->free_bytes = FS_BLOCK_OFF(fs->alloc.free);

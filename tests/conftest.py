@@ -179,6 +179,12 @@ def start_daxfs(region, mnt, opts=(), env=None, timeout=20):
     full_env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
     if env:
         full_env.update(env)
+    # $DAXFS_TEST_TRANSPORT: the transport every mount here asks for
+    # (scripts/test.sh runs one pass over io_uring, one over /dev/fuse),
+    # unless the test chose one itself
+    transport = os.environ.get("DAXFS_TEST_TRANSPORT")
+    if transport and not any("transport=" in o for o in opts):
+        opts = ("-o", f"transport={transport}", *opts)
     proc = subprocess.Popen([binary("daxfs"), "-f", *opts, str(region),
                              str(mnt)], stdout=errf, stderr=errf,
                             env=full_env)

@@ -43,6 +43,8 @@ pytestmark = [
 # checked), no false reports from the uninstrumented libfuse's own threads
 # being told apart from ours
 TSAN_OPTIONS = "halt_on_error=0:second_deadlock_stack=1:history_size=4"
+# the daemons here take the default transport whatever the pass runs over
+# ($DAXFS_TEST_TRANSPORT): FUSE over io_uring when the kernel offers it
 
 
 @pytest.fixture
@@ -305,7 +307,8 @@ def run_unbound(tsan, region, tmp_path, unbind):
     """Mount the TSan daemon, load it, unbind while loaded, unmount."""
     env = {"TSAN_OPTIONS": TSAN_OPTIONS}
     m = start_daxfs(region, tmp_path / "mnt", env=env,
-                    opts=("-o", "unbind_timeout=20"), timeout=60)
+                    opts=("-o", "unbind_timeout=20,transport=auto"),
+                    timeout=60)
     load = lg = None
     try:
         load = Load(m.mnt)
@@ -382,6 +385,7 @@ def test_tsan_file_lifecycle_races(tsan, tsan_region, tmp_path):
     FORGET that follow race to evict it.  TSan sees any use of an inode
     after it was freed (the plain build would just hang, some day)."""
     m = start_daxfs(tsan_region, tmp_path / "mnt",
+                    opts=("-o", "transport=auto"),
                     env={"TSAN_OPTIONS": TSAN_OPTIONS}, timeout=60)
     stop = threading.Event()
     errors = []

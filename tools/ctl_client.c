@@ -118,6 +118,10 @@ static void status_json(const struct daxfs_ctl_status *st)
 	json_u64(&j, "inflight", st->inflight);
 	json_u64(&j, "uring_ops", st->uring_ops);
 	json_u64(&j, "page_users", st->page_users);
+	json_str(&j, "transport", st->uring ? "io_uring" : "devfuse");
+	json_u64(&j, "ring_queues", st->ring_queues);
+	json_u64(&j, "ring_entries", st->ring_entries);
+	json_u64(&j, "ring_requests", st->ring_requests);
 	json_u64(&j, "size_bytes", st->size_bytes);
 	json_u64(&j, "free_bytes", st->free_bytes);
 	json_u64(&j, "inodes_used", st->inodes_used);
@@ -200,6 +204,13 @@ static void status_text(const struct daxfs_ctl_status *st)
 	       (unsigned long long)st->uring_ops);
 	printf("page users:   %llu inodes with pages the kernel may cache\n",
 	       (unsigned long long)st->page_users);
+	if (st->uring)
+		printf("transport:    io_uring, %u queues, %llu ring entries, "
+		       "%llu requests served\n", st->ring_queues,
+		       (unsigned long long)st->ring_entries,
+		       (unsigned long long)st->ring_requests);
+	else
+		printf("transport:    /dev/fuse\n");
 	printf("space:        %s free of %s\n",
 	       format_size(st->free_bytes, a, sizeof(a)),
 	       format_size(st->size_bytes, b, sizeof(b)));
