@@ -6,8 +6,10 @@ regions formatted with options of the test's choosing.
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -224,3 +226,68 @@ def serve_mount(region, tmp_path, caching):
 
 def _daxfsctl_call(*args, timeout=120):
     return run([binary("daxfsctl"), *map(str, args)], timeout=timeout)
+
+
+def file_lifecycle_churn(d, rounds=300, workers=3, watchers=2,
+                         block=4096):
+    """Threads that open (creating), write, maybe unlink, read and close
+    16 names in d, while others list, stat and read them: the inode
+    lifecycle under every race between RELEASE, FORGET, LOOKUP and a
+    read's reply.  Returns the exceptions the threads hit; raises if one
+    of them hung."""
+    stop = threading.Event()
+    errors = []
+
+    def churn(t):
+        rng = random.Random(t)
+        try:
+            for _ in range(rounds):
+                p = os.path.join(d, f"c{rng.randrange(16)}")
+                try:
+                    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.pwrite(fd, b"c" * rng.randrange(1, 3 * block),
+                              rng.randrange(0, 4 * block))
+                    if rng.random() < 0.5:
+                        try:
+                            os.unlink(p)
+                        except FileNotFoundError:
+                            pass
+                    os.pread(fd, block, 0)
+                finally:
+                    os.close(fd)
+        except Exception as e:                # noqa: BLE001
+            errors.append(e)
+
+    def watcher():
+        rng = random.Random(7)
+        try:
+            while not stop.is_set():
+                for e in os.scandir(d):
+                    try:
+                        e.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        pass
+                try:
+                    with open(os.path.join(d, f"c{rng.randrange(16)}"),
+                              "rb") as f:
+                        f.read()
+                except FileNotFoundError:
+                    pass
+        except Exception as e:                # noqa: BLE001
+            errors.append(e)
+
+    ws = [threading.Thread(target=churn, args=(t,)) for t in range(workers)]
+    vs = [threading.Thread(target=watcher) for _ in range(watchers)]
+    for th in ws + vs:
+        th.start()
+    for th in ws:
+        th.join(120)
+    stop.set()
+    for th in vs:
+        th.join(60)
+    hung = [th for th in ws + vs if th.is_alive()]
+    assert not hung, f"{len(hung)} threads hung in a request"
+    return errors

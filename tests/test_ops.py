@@ -32,7 +32,8 @@ from helpers_ops import (BLOCK, FALLOC_FL_COLLAPSE_RANGE,
                          FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
                          FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, MiB,
                          RENAME_EXCHANGE, RENAME_NOREPLACE, fallocate,
-                         finish_fsck, fresh_region, mounted, pattern,
+                         file_lifecycle_churn, finish_fsck, fresh_region,
+                         mounted, pattern,
                          read_file, renameat2, run_prog, serve_mount,
                          statvfs_free, wait_for, write_file)
 
@@ -2282,60 +2283,7 @@ def test_inode_lifecycle_races(daxfsctl, need_fuse, region, tmp_path):
         # the kernel lets go of the unlinked inode asynchronously
         assert wait_for(lambda: os.statvfs(m.mnt).f_ffree == files0)
         sv0 = os.statvfs(m.mnt)
-        stop = threading.Event()
-        errors = []
-
-        def churn(t):
-            rng = random.Random(t)
-            try:
-                for k in range(300):
-                    p = os.path.join(d, f"c{rng.randrange(16)}")
-                    try:
-                        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
-                    except FileNotFoundError:
-                        continue
-                    try:
-                        os.pwrite(fd, b"c" * rng.randrange(1, 3 * BLOCK),
-                                  rng.randrange(0, 4 * BLOCK))
-                        if rng.random() < 0.5:
-                            try:
-                                os.unlink(p)
-                            except FileNotFoundError:
-                                pass
-                        os.pread(fd, BLOCK, 0)
-                    finally:
-                        os.close(fd)
-            except Exception as e:                # noqa: BLE001
-                errors.append(e)
-
-        def watcher():
-            rng = random.Random(7)
-            try:
-                while not stop.is_set():
-                    for e in os.scandir(d):
-                        try:
-                            e.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            pass
-                    p = os.path.join(d, f"c{rng.randrange(16)}")
-                    try:
-                        with open(p, "rb") as f:
-                            f.read()
-                    except FileNotFoundError:
-                        pass
-            except Exception as e:                # noqa: BLE001
-                errors.append(e)
-
-        workers = [threading.Thread(target=churn, args=(t,))
-                   for t in range(3)]
-        watchers = [threading.Thread(target=watcher) for _ in range(2)]
-        for th in workers + watchers:
-            th.start()
-        for th in workers:
-            th.join(120)
-        stop.set()
-        for th in watchers:
-            th.join(60)
+        errors = file_lifecycle_churn(d, block=BLOCK)
         assert not errors, errors[:5]
         for name in os.listdir(d):
             os.unlink(os.path.join(d, name))

@@ -14,7 +14,6 @@ import json
 import mmap
 import os
 import signal
-import subprocess
 import threading
 import time
 

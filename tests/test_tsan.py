@@ -17,7 +17,6 @@ itself is tests/unit/test_gate.c, run by ctest in the TSan build.
 import errno
 import mmap
 import os
-import random
 import shutil
 import subprocess
 import threading
@@ -27,6 +26,7 @@ import pytest
 
 import conftest
 from conftest import new_region_path, run, start_daxfs
+from helpers_ops import file_lifecycle_churn
 
 TSAN_BUILD = os.environ.get("DAXFS_TSAN_BUILD")
 PLAIN_BUILD = conftest.BUILD        # before the fixture below points it away
@@ -387,62 +387,10 @@ def test_tsan_file_lifecycle_races(tsan, tsan_region, tmp_path):
     m = start_daxfs(tsan_region, tmp_path / "mnt",
                     opts=("-o", "transport=auto"),
                     env={"TSAN_OPTIONS": TSAN_OPTIONS}, timeout=60)
-    stop = threading.Event()
-    errors = []
     d = os.path.join(m.mnt, "churn")
-
-    def churn(t):
-        rng = random.Random(t)
-        try:
-            for _ in range(400):
-                p = os.path.join(d, f"c{rng.randrange(16)}")
-                fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    os.pwrite(fd, b"c" * rng.randrange(1, 12288),
-                              rng.randrange(0, 16384))
-                    if rng.random() < 0.5:
-                        try:
-                            os.unlink(p)
-                        except FileNotFoundError:
-                            pass
-                    os.pread(fd, 4096, 0)
-                finally:
-                    os.close(fd)
-        except Exception as e:                # noqa: BLE001
-            errors.append(e)
-
-    def watcher():
-        rng = random.Random(7)
-        try:
-            while not stop.is_set():
-                for e in os.scandir(d):
-                    try:
-                        e.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        pass
-                try:
-                    with open(os.path.join(d, f"c{rng.randrange(16)}"),
-                              "rb") as f:
-                        f.read()
-                except FileNotFoundError:
-                    pass
-        except Exception as e:                # noqa: BLE001
-            errors.append(e)
-
     try:
         os.mkdir(d)
-        workers = [threading.Thread(target=churn, args=(t,))
-                   for t in range(3)]
-        watchers = [threading.Thread(target=watcher) for _ in range(2)]
-        for th in workers + watchers:
-            th.start()
-        for th in workers:
-            th.join(120)
-        stop.set()
-        for th in watchers:
-            th.join(60)
-        assert not any(th.is_alive() for th in workers + watchers), \
-            "a thread hung in a request"
+        errors = file_lifecycle_churn(d, rounds=400)
         assert not errors, errors[:5]
         unmount_tsan(m)
     except BaseException:
