@@ -72,6 +72,7 @@
 #define HEADROOM	4096		/* in front of the payload */
 #define PAYLOAD_CAP	((1u << 20) + 4096)	/* >= max_write, max_pages */
 #define TAG_STOP	0		/* user_data of the stop poll */
+#define BULK_BYTES	(128u << 10)	/* a transfer, not a round trip */
 
 enum ent_state {
 	ENT_IDLE,			/* not with the kernel */
@@ -96,6 +97,7 @@ struct worker {
 	bool started;
 	struct io_uring ring;		/* made and used by the thread */
 	bool have_ring;
+	bool roaming;			/* not pinned: serving bulk data */
 	int efd;			/* written by transport_stop() */
 	struct ring_ent ents[NENTS];
 };
@@ -104,6 +106,7 @@ struct transport {
 	struct daemon *d;
 	int fd;				/* the session's /dev/fuse */
 	unsigned nqueues;
+	cpu_set_t cpus;			/* where the daemon may run */
 	struct worker *workers;
 	atomic_bool stop;
 	atomic_uint live;		/* entries the kernel holds */
@@ -288,6 +291,45 @@ static void pin_to_cpu(unsigned cpu)
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/* is_bulk -- a READ or WRITE big enough that moving data, not the round
+ * trip, is its cost */
+static bool is_bulk(const struct ring_ent *e)
+{
+	const struct fuse_in_header *in = (const void *)e->hdr->in_out;
+	const struct fuse_read_in *rd = (const void *)e->hdr->op_in;
+
+	if (in->opcode == FUSE_READ)
+		return rd->size >= BULK_BYTES;
+	if (in->opcode == FUSE_WRITE)
+		return e->hdr->ring_ent_in_out.payload_sz >= BULK_BYTES;
+	return false;
+}
+
+/*
+ * place -- where the worker should run for the request in e.  Pinned to
+ * its queue's CPU, a small request is answered where the application
+ * sleeps, without crossing CPUs.  A stream of large ones is different:
+ * the application keeps running (copying what came before, while the
+ * kernel reads ahead), and a worker on the same CPU would wait for it and
+ * then copy on that CPU too -- streaming 1 MiB reads ran at 3.1 GB/s
+ * pinned against 4.4 free.  So while requests are large the worker may
+ * run on any of the daemon's CPUs, and is pinned again by the next small
+ * one.
+ */
+static void place(struct worker *w, struct ring_ent *e)
+{
+	bool bulk = is_bulk(e);
+
+	if (bulk == w->roaming)
+		return;
+	w->roaming = bulk;
+	if (bulk)
+		pthread_setaffinity_np(pthread_self(), sizeof(w->t->cpus),
+				       &w->t->cpus);
+	else
+		pin_to_cpu(w->qid);
+}
+
 static int ring_setup(struct worker *w)
 {
 	/* the kernel needs 128-byte SQEs for the command area; deferred
@@ -364,6 +406,7 @@ static bool completed(struct worker *w, struct ring_ent *e, int res)
 	struct transport *t = w->t;
 
 	if (res == 0) {
+		place(w, e);
 		serve(w, e);
 		if (!submit_cmd(w, DAXFS_URING_CMD_COMMIT_AND_FETCH, e))
 			set_state(w, e, ENT_DEAD);
@@ -508,6 +551,11 @@ int transport_start(struct daemon *d)
 	t->d = d;
 	t->fd = fuse_session_fd(d->se);
 	t->nqueues = possible_cpus();
+	if (sched_getaffinity(0, sizeof(t->cpus), &t->cpus)) {
+		CPU_ZERO(&t->cpus);
+		for (unsigned q = 0; q < t->nqueues && q < CPU_SETSIZE; q++)
+			CPU_SET(q, &t->cpus);
+	}
 	t->workers = calloc(t->nqueues, sizeof(*t->workers));
 	if (!t->workers) {
 		free(t);
