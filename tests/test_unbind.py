@@ -489,14 +489,19 @@ def test_drain_timeout_names_the_straggler(need_fuse, daxfsctl, tmp_path):
     released anyway, the report names the request, daxfsctl exits 3, and
     the request ends (short or failed) instead of hanging."""
     region = new_region_path("straggler")
-    assert daxfsctl("mkfs", "--size", "1G", region).rc == 0
+    assert daxfsctl("mkfs", "--size", "3G", region).rc == 0
     m = start_daxfs(region, tmp_path / "mnt")
+    size = 1 << 30
     try:
         src, dst = m.path("src"), m.path("dst")
+        # A long copy: 1 GiB, mostly a hole (cheap to set up, but every
+        # byte of it is still written into fresh blocks of dst), ending in
+        # 1 MiB of fsynced data that must survive the release.
+        chunk = os.urandom(1 << 20)
         with open(src, "wb") as f:
-            chunk = os.urandom(1 << 20)
-            for _ in range(384):
-                f.write(chunk)
+            f.truncate(size - len(chunk))
+            f.seek(size - len(chunk))
+            f.write(chunk)
             os.fsync(f.fileno())
         fi = os.open(src, os.O_RDONLY)
         fo = os.open(dst, os.O_RDWR | os.O_CREAT, 0o644)
@@ -504,13 +509,17 @@ def test_drain_timeout_names_the_straggler(need_fuse, daxfsctl, tmp_path):
 
         def copy():
             try:
-                result["n"] = os.copy_file_range(fi, fo, 384 << 20, 0, 0)
+                result["n"] = os.copy_file_range(fi, fo, size, 0, 0)
             except OSError as e:
                 result["n"] = e
         import threading
         t = threading.Thread(target=copy)
         t.start()
-        time.sleep(0.1)
+        # unbind only once the daemon is inside the copy
+        deadline = time.monotonic() + 10
+        while status(m.mnt)["inflight"] == 0 and "n" not in result:
+            assert time.monotonic() < deadline, "the copy never started"
+            time.sleep(0.005)
         res = unbind(m.mnt, "--timeout", "0.001")
         t.join(60)
         assert not t.is_alive(), "copy_file_range hung after the release"
@@ -522,12 +531,12 @@ def test_drain_timeout_names_the_straggler(need_fuse, daxfsctl, tmp_path):
         assert res.rc == 3, res
         assert "copy_file_range on inode" in rep["holders"], rep
         n = result["n"]
-        assert isinstance(n, OSError) or n < 384 << 20, result
+        assert isinstance(n, OSError) or n < size, result
         assert status(m.mnt)["state"] == "released"
         m.unmount()
         m = start_daxfs(region, tmp_path / "mnt")
         with open(src, "rb") as f:
-            f.seek((384 << 20) - len(chunk))
+            f.seek(size - len(chunk))
             assert f.read() == chunk
         m.unmount()
     except BaseException:
