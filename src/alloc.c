@@ -29,7 +29,8 @@ bool alloc_test(const uint64_t *map, uint64_t b)
 	return map[b / 64] & (1ULL << (b % 64));
 }
 
-static void set_range(uint64_t *map, uint64_t start, uint64_t len, bool on)
+/* bitmap_set -- set (on) or clear a range of bits; shared with fsck */
+void bitmap_set(uint64_t *map, uint64_t start, uint64_t len, bool on)
 {
 	uint64_t b = start, end = start + len;
 
@@ -137,7 +138,7 @@ static void take(struct daxfs *fs, uint64_t start, uint64_t len)
 {
 	struct alloc *a = &fs->alloc;
 
-	set_range(a->inuse, start, len, true);
+	bitmap_set(a->inuse, start, len, true);
 	a->free -= len;
 	for (uint64_t b = start; b < start + len;) {
 		uint64_t c = b / a->chunk_blocks;
@@ -250,7 +251,7 @@ void alloc_unreserve(struct daxfs *fs, uint64_t start, uint64_t len)
 {
 	struct alloc *a = &fs->alloc;
 
-	set_range(a->inuse, start, len, false);
+	bitmap_set(a->inuse, start, len, false);
 	a->free += len;
 	for (uint64_t b = start; b < start + len;) {
 		uint64_t c = b / a->chunk_blocks;
@@ -271,5 +272,5 @@ void alloc_release(struct daxfs *fs, uint64_t start, uint64_t len)
 void alloc_commit(struct daxfs *fs, uint64_t start, uint64_t len,
 		  bool allocate)
 {
-	set_range(fs->alloc.committed, start, len, allocate);
+	bitmap_set(fs->alloc.committed, start, len, allocate);
 }

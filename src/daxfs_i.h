@@ -202,6 +202,8 @@ int tx_commit(struct tx *tx);
 void tx_abort(struct tx *tx);
 uint64_t tx_room(const struct tx *tx);
 void journal_free(struct daxfs *fs);
+uint32_t jsb_crc(const struct daxfs_jsb *j);
+bool jsb_untear(struct daxfs_jsb *j);
 
 /* alloc.c */
 #define ALLOC_BIG	0x1u		/* prefer whole aligned chunks */
@@ -216,6 +218,7 @@ void alloc_release(struct daxfs *fs, uint64_t start, uint64_t len);
 int tx_alloc(struct tx *tx, uint64_t start, uint64_t len);
 int tx_free(struct tx *tx, uint64_t start, uint64_t len);
 bool alloc_test(const uint64_t *map, uint64_t b);
+void bitmap_set(uint64_t *map, uint64_t start, uint64_t len, bool on);
 
 /* inode.c */
 int inode_check(const struct daxfs_dinode *d, uint64_t ino,

@@ -109,22 +109,16 @@ const char *fsck_name(const char *name, size_t len, char *out, size_t cap)
 	return out;
 }
 
-/* fsck_bits -- set or clear a range of bits */
-void fsck_bits(uint64_t *map, uint64_t start, uint64_t len, bool on)
+/*
+ * fsck_own_fixed -- mark in the shadow bitmap the blocks no inode owns but
+ * that are never free: the metadata area, the backup superblock and the
+ * padding past the last block.
+ */
+void fsck_own_fixed(struct fsck *c)
 {
-	uint64_t b = start, end = start + len;
-
-	while (b < end) {
-		uint64_t w = b / 64, bit = b % 64;
-		uint64_t n = MIN(64 - bit, end - b);
-		uint64_t mask = (n == 64) ? ~0ULL : ((1ULL << n) - 1) << bit;
-
-		if (on)
-			map[w] |= mask;
-		else
-			map[w] &= ~mask;
-		b += n;
-	}
+	bitmap_set(c->owned, 0, c->data_start, true);
+	bitmap_set(c->owned, c->sb.backup_block, 1, true);
+	bitmap_set(c->owned, c->nblocks, c->nwords * 64 - c->nblocks, true);
 }
 
 /* rec_cmp_seq -- qsort: records in the order they are applied */
@@ -510,35 +504,6 @@ static bool all_zero(const void *p, size_t n)
 	return true;
 }
 
-/* jsb_crc -- the checksum a journal superblock should carry */
-static uint32_t jsb_crc(const struct daxfs_jsb *j)
-{
-	return crc32c(0, j, offsetof(struct daxfs_jsb, crc));
-}
-
-/*
- * jsb_untear -- a crash inside the store that retires a transaction can
- * leave the new sequence number with the old checksum, or the reverse.
- * Either way the transaction in the log was applied in full and may be
- * replayed again; settle on the older number, as journal.c does.
- */
-static bool jsb_untear(struct daxfs_jsb *j)
-{
-	struct daxfs_jsb t = *j;
-
-	t.seq = j->seq - 1;		/* new seq, old crc */
-	if (jsb_crc(&t) == j->crc) {
-		*j = t;
-		return true;
-	}
-	t.seq = j->seq + 1;		/* old seq, new crc */
-	if (jsb_crc(&t) == j->crc) {
-		j->crc = jsb_crc(j);
-		return true;
-	}
-	return false;
-}
-
 /* check_journal -- the journal superblock and a committed transaction */
 static int check_journal(struct fsck *c)
 {
@@ -657,9 +622,7 @@ static int setup(struct fsck *c)
 	if (ret)
 		return fsck_fail(c, ret);
 	c->free_read = fsck_free_count(c->bitmap, c->nblocks);
-	fsck_bits(c->owned, 0, c->data_start, true);
-	fsck_bits(c->owned, sb->backup_block, 1, true);
-	fsck_bits(c->owned, c->nblocks, c->nwords * 64 - c->nblocks, true);
+	fsck_own_fixed(c);
 	return 0;
 }
 

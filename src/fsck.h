@@ -166,8 +166,8 @@ static inline bool fsck_bit(const uint64_t *map, uint64_t b)
 	return map[b / 64] & (1ULL << (b % 64));
 }
 
-void fsck_bits(uint64_t *map, uint64_t start, uint64_t len, bool on);
 uint64_t fsck_free_count(const uint64_t *map, uint64_t n);
+void fsck_own_fixed(struct fsck *c);
 
 /* fsck_inode.c */
 int fsck_ext_read(struct fsck *c, const struct daxfs_dinode *d, uint64_t ino,

@@ -694,9 +694,7 @@ int fsck_pass_conflicts(struct fsck *c)
 int fsck_rebuild_owned(struct fsck *c)
 {
 	memset(c->owned, 0, c->nwords * 8);
-	fsck_bits(c->owned, 0, c->data_start, true);
-	fsck_bits(c->owned, c->sb.backup_block, 1, true);
-	fsck_bits(c->owned, c->nblocks, c->nwords * 64 - c->nblocks, true);
+	fsck_own_fixed(c);
 	for (uint64_t ino = 1; ino < c->ninodes && !c->fatal; ino++) {
 		struct daxfs_dinode d;
 		struct extent *e;

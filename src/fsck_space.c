@@ -69,16 +69,16 @@ int fsck_alloc_run(struct fsck *c, uint64_t goal, uint64_t len,
 /* fsck_take -- blocks become owned, and in use in the bitmap */
 void fsck_take(struct fsck *c, uint64_t start, uint64_t len)
 {
-	fsck_bits(c->owned, start, len, true);
-	fsck_bits(c->bitmap, start, len, true);
+	bitmap_set(c->owned, start, len, true);
+	bitmap_set(c->bitmap, start, len, true);
 	c->bitmap_dirty = true;
 }
 
 /* fsck_release -- blocks nothing owns any more become free */
 void fsck_release(struct fsck *c, uint64_t start, uint64_t len)
 {
-	fsck_bits(c->owned, start, len, false);
-	fsck_bits(c->bitmap, start, len, false);
+	bitmap_set(c->owned, start, len, false);
+	bitmap_set(c->bitmap, start, len, false);
 	c->bitmap_dirty = true;
 }
 

@@ -27,7 +27,7 @@
 #define REC_HDR sizeof(struct daxfs_jrec)
 
 /* jsb_crc -- the checksum a journal superblock should carry */
-static uint32_t jsb_crc(const struct daxfs_jsb *j)
+uint32_t jsb_crc(const struct daxfs_jsb *j)
 {
 	return crc32c(0, j, offsetof(struct daxfs_jsb, crc));
 }
@@ -39,20 +39,24 @@ static uint32_t jsb_crc(const struct daxfs_jsb *j)
  * atomic.  Either way the transaction in the log had been applied in full
  * (the apply is drained before the advance begins) and the log still
  * holds it, so taking the older sequence number is safe: recovery replays
- * that transaction, which changes nothing, and seals a new jsb.
+ * that transaction, which changes nothing, and seals a new jsb.  False when
+ * neither reading matches: the jsb is damaged, not torn.  fsck uses it too.
  */
-static void jsb_untear(struct daxfs_jsb *j)
+bool jsb_untear(struct daxfs_jsb *j)
 {
 	struct daxfs_jsb t = *j;
 
 	t.seq = j->seq - 1;		/* new seq, old crc */
 	if (jsb_crc(&t) == j->crc) {
 		*j = t;
-		return;
+		return true;
 	}
 	t.seq = j->seq + 1;		/* old seq, new crc */
-	if (jsb_crc(&t) == j->crc)
+	if (jsb_crc(&t) == j->crc) {
 		j->crc = jsb_crc(j);
+		return true;
+	}
+	return false;
 }
 
 static int jsb_read(struct region *r, uint64_t off, struct daxfs_jsb *j)
