@@ -248,6 +248,8 @@ int imap_init(struct daxfs *fs);
 int inode_scan_orphans(struct daxfs *fs);
 
 /* extent.c */
+int ext_array_check(const struct daxfs_dextarray *h,
+		    const struct daxfs_dinode *d, uint64_t ino, uint32_t n);
 int ext_load(struct daxfs *fs, struct inode *i);
 void ext_unload(struct inode *i);
 bool ext_lookup(const struct inode *i, uint64_t lblk, uint64_t *pblk,

@@ -44,6 +44,24 @@ static int check_list(const struct extent *e, uint32_t n, uint64_t ds,
 }
 
 /* ext_read -- the extent list of a dinode from the region */
+/*
+ * ext_array_check -- the header of inode ino's out-of-line extent array,
+ * which must hold its n extents: 0, or -EUCLEAN with the reason set.  The
+ * mount and fsck judge it the same way.
+ */
+int ext_array_check(const struct daxfs_dextarray *h,
+		    const struct daxfs_dinode *d, uint64_t ino, uint32_t n)
+{
+	if (h->magic != DAXFS_EXT_MAGIC || h->ino != ino ||
+	    h->cap != DAXFS_EXT_PER_ARRAY(d->ext_blocks) || n > h->cap ||
+	    !mem_is_zero(h->reserved, sizeof(h->reserved))) {
+		daxfs_seterr("inode %llu: extent array header is damaged",
+			     (unsigned long long)ino);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 static int ext_read(struct region *r, const struct daxfs_dinode *d,
 		    uint64_t ino, uint64_t ds, uint64_t nb,
 		    struct extent **out, uint32_t *n_out)
@@ -78,13 +96,8 @@ static int ext_read(struct region *r, const struct daxfs_dinode *d,
 
 		ret = region_read(r, FS_BLOCK_OFF(d->ext_block), &h,
 				  sizeof(h));
-		if (!ret && (h.magic != DAXFS_EXT_MAGIC || h.ino != ino ||
-			     h.cap != DAXFS_EXT_PER_ARRAY(d->ext_blocks) ||
-			     n > h.cap)) {
-			daxfs_seterr("inode %llu: extent array header is "
-				     "damaged", (unsigned long long)ino);
-			ret = -EUCLEAN;
-		}
+		if (!ret)
+			ret = ext_array_check(&h, d, ino, n);
 		if (!ret)
 			ret = region_read(r, FS_BLOCK_OFF(d->ext_block) +
 					  sizeof(h), raw, (uint64_t)n * EXTSZ);

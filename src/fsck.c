@@ -493,17 +493,6 @@ static int jsb_rebuild(struct fsck *c)
 	return jsb_store(c, &j);
 }
 
-/* all_zero -- are n bytes at p all zero? */
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* check_journal -- the journal superblock and a committed transaction */
 static int check_journal(struct fsck *c)
 {
@@ -516,7 +505,7 @@ static int check_journal(struct fsck *c)
 	if (ret)
 		return fsck_fail(c, ret);
 	if (j.magic == DAXFS_JSB_MAGIC && jsb_crc(&j) != j.crc &&
-	    all_zero(j.reserved, sizeof(j.reserved)) && jsb_untear(&j)) {
+	    mem_is_zero(j.reserved, sizeof(j.reserved)) && jsb_untear(&j)) {
 		ret = c->repair ? jsb_store(c, &j) : 0;
 		if (ret)
 			return fsck_fail(c, ret);
@@ -525,7 +514,7 @@ static int check_journal(struct fsck *c)
 			  "the mount settles it");
 	}
 	if (j.magic != DAXFS_JSB_MAGIC || jsb_crc(&j) != j.crc ||
-	    !all_zero(j.reserved, sizeof(j.reserved))) {
+	    !mem_is_zero(j.reserved, sizeof(j.reserved))) {
 		ret = c->repair ? jsb_rebuild(c) : 0;
 		fsck_problem(c, ret, "rebuilt", "journal superblock is "
 			     "damaged");

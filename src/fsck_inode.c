@@ -23,17 +23,6 @@
 #define NAME_OWNERS_MAX	64		/* conflicts worth a rescan to name */
 #define EXT_MAX_END	(1ULL << 38)	/* as extent.c: the largest file */
 
-/* zeroes -- are n bytes at p all zero? */
-static bool zeroes(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* in_data -- does [b, b+n) lie in the data area? */
 static bool in_data(const struct fsck *c, uint64_t b, uint64_t n)
 {
@@ -87,14 +76,8 @@ int fsck_ext_read(struct fsck *c, const struct daxfs_dinode *d, uint64_t ino,
 		struct daxfs_dextarray h;
 
 		ret = fsck_read(c, FS_BLOCK_OFF(d->ext_block), &h, sizeof(h));
-		if (!ret && (h.magic != DAXFS_EXT_MAGIC || h.ino != ino ||
-			     h.cap != DAXFS_EXT_PER_ARRAY(d->ext_blocks) ||
-			     n > h.cap || !zeroes(h.reserved,
-						  sizeof(h.reserved)))) {
-			daxfs_seterr("inode %llu: extent array header is "
-				     "damaged", (unsigned long long)ino);
-			ret = -EUCLEAN;
-		}
+		if (!ret)
+			ret = ext_array_check(&h, d, ino, n);
 		if (!ret)
 			ret = fsck_read(c, FS_BLOCK_OFF(d->ext_block) +
 					sizeof(h), raw, (uint64_t)n * EXTSZ);
@@ -337,7 +320,7 @@ static int scan_inode(struct fsck *c, uint64_t ino, struct daxfs_dinode *d)
 	bool dirty = false;
 	int ret;
 
-	if (zeroes(d, sizeof(*d)))
+	if (mem_is_zero(d, sizeof(*d)))
 		return 0;
 	if (ino == 0) {
 		static const struct daxfs_dinode zero;

@@ -62,7 +62,6 @@ bool jsb_untear(struct daxfs_jsb *j)
 static int jsb_read(struct region *r, uint64_t off, struct daxfs_jsb *j)
 {
 	int ret = region_read(r, off, j, sizeof(*j));
-	uint8_t reserved = 0;
 
 	if (ret)
 		return ret;
@@ -71,9 +70,8 @@ static int jsb_read(struct region *r, uint64_t off, struct daxfs_jsb *j)
 	/* reserved bytes must be zero (format.h), as fsck requires: a
 	 * journal superblock the mount trusted but fsck called damaged
 	 * would have fsck --repair discard a transaction the mount replays */
-	for (size_t k = 0; k < sizeof(j->reserved); k++)
-		reserved |= j->reserved[k];
-	if (j->magic != DAXFS_JSB_MAGIC || jsb_crc(j) != j->crc || reserved) {
+	if (j->magic != DAXFS_JSB_MAGIC || jsb_crc(j) != j->crc ||
+	    !mem_is_zero(j->reserved, sizeof(j->reserved))) {
 		daxfs_seterr("journal superblock is damaged");
 		return -EUCLEAN;
 	}

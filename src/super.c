@@ -28,16 +28,6 @@ void super_set_crc(struct daxfs_dsb *sb)
 	sb->crc = crc32c(0, sb, offsetof(struct daxfs_dsb, crc));
 }
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /*
  * super_geometry -- lay out a region of `size` bytes with data aligned to
  * `align` and `ninodes` inode slots (0: the default ratio).  Fills the
@@ -140,7 +130,7 @@ int super_check(const struct daxfs_dsb *sb, uint64_t region_size)
 					~DAXFS_FEATURE_INCOMPAT_SUPP));
 		return -EPROTONOSUPPORT;
 	}
-	if (!all_zero(sb->reserved, sizeof(sb->reserved))) {
+	if (!mem_is_zero(sb->reserved, sizeof(sb->reserved))) {
 		daxfs_seterr("superblock reserved bytes are not zero");
 		return -EUCLEAN;
 	}

@@ -101,3 +101,14 @@ void str_copy(char *dst, size_t len, const char *src)
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 }
+
+/* mem_is_zero -- are the n bytes at p all zero?  (reserved fields) */
+bool mem_is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}

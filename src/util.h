@@ -5,8 +5,9 @@
 #ifndef DAXFS_UTIL_H
 #define DAXFS_UTIL_H
 
-#include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -32,6 +33,9 @@ const char *format_size(uint64_t bytes, char *buf, size_t len);
 
 /* str_copy -- copy a string, truncating to fit, always terminated */
 void str_copy(char *dst, size_t len, const char *src);
+
+/* mem_is_zero -- are the n bytes at p all zero? */
+bool mem_is_zero(const void *p, size_t n);
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
