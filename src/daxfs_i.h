@@ -204,6 +204,7 @@ uint64_t tx_room(const struct tx *tx);
 void journal_free(struct daxfs *fs);
 uint32_t jsb_crc(const struct daxfs_jsb *j);
 bool jsb_untear(struct daxfs_jsb *j);
+bool jrec_ok(const struct daxfs_dsb *sb, uint64_t off, uint64_t len);
 
 /* alloc.c */
 #define ALLOC_BIG	0x1u		/* prefer whole aligned chunks */

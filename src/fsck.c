@@ -358,21 +358,6 @@ static int jrec_cmp_off(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* record_ok -- may a journal record write here?  The rules of
- * journal.c: never the superblocks or the journal, never outside */
-static bool record_ok(const struct daxfs_dsb *sb, uint64_t off, uint64_t len)
-{
-	uint64_t jlo = FS_BLOCK_OFF(sb->journal_start);
-	uint64_t jhi = FS_BLOCK_OFF(sb->journal_start + sb->journal_blocks);
-
-	if (off < DAXFS_BLOCK_SIZE || len == 0 || len > sb->region_size ||
-	    off > sb->region_size - len)
-		return false;
-	if (off + len > FS_BLOCK_OFF(sb->backup_block))
-		return false;
-	return off + len <= jlo || off >= jhi;
-}
-
 /* drop_tx -- forget a loaded transaction */
 static void drop_tx(struct fsck *c)
 {
@@ -404,7 +389,7 @@ static int parse_tx(struct fsck *c, const struct daxfs_jtx *h)
 			return -EUCLEAN;
 		memcpy(&rec, c->jbuf + pos, sizeof(rec));
 		pos += sizeof(rec);
-		if (rec.len > h->len - pos || !record_ok(&c->sb, rec.off,
+		if (rec.len > h->len - pos || !jrec_ok(&c->sb, rec.off,
 							 rec.len))
 			return -EUCLEAN;
 		c->recs[n] = (struct jrec_ref){ rec.off, rec.len,

@@ -88,9 +88,10 @@ static int jsb_advance(struct region *r, uint64_t off, struct daxfs_jsb *j)
 	return ret ? ret : region_persist(r, off, sizeof(*j));
 }
 
-/* record_ok -- may a record write here?  Never over the superblocks or the
- * journal itself, never outside the formatted region */
-static bool record_ok(const struct daxfs_dsb *sb, uint64_t off, uint64_t len)
+/* jrec_ok -- may a record write here?  Never over the superblocks or the
+ * journal itself, never outside the formatted region.  fsck judges the
+ * records it finds by the same rule. */
+bool jrec_ok(const struct daxfs_dsb *sb, uint64_t off, uint64_t len)
 {
 	uint64_t jlo = FS_BLOCK_OFF(sb->journal_start);
 	uint64_t jhi = FS_BLOCK_OFF(sb->journal_start + sb->journal_blocks);
@@ -162,7 +163,7 @@ int journal_recover(struct region *r, const struct daxfs_dsb *sb,
 		memcpy(&rec, buf + pos, REC_HDR);
 		pos += REC_HDR;
 		if (ALIGN_UP((uint64_t)rec.len, 8) > h.len - pos ||
-		    !record_ok(sb, rec.off, rec.len)) {
+		    !jrec_ok(sb, rec.off, rec.len)) {
 			ret = -EUCLEAN;
 			break;
 		}
