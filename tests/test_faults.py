@@ -30,6 +30,7 @@ import time
 import pytest
 
 from conftest import binary, new_region_path, run, start_daxfs
+from helpers_ops import wait_for
 
 STRESS = os.environ.get("DAXFS_STRESS") == "1"
 MiB = 1 << 20
@@ -124,14 +125,16 @@ def pattern(k, n):
 # --- the region vanishes mid-operation ---------------------------------------
 
 def stream_writes(m, stop, out):
-    """Write 8 MiB files one after the other until an error."""
+    """Write 8 MiB files one after the other until an error: four names
+    round and round, each truncated and written afresh, so the stream
+    keeps allocating but never fills the region."""
     buf = b"w" * (8 * MiB)
     os.makedirs(m.path("stream"), exist_ok=True)
     k = 0
     try:
         while not stop.is_set():
-            fd = os.open(m.path("stream", f"s{k}"),
-                         os.O_CREAT | os.O_WRONLY, 0o644)
+            fd = os.open(m.path("stream", f"s{k % 4}"),
+                         os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
             try:
                 n = os.write(fd, buf)
                 if n < len(buf):
@@ -372,6 +375,18 @@ def workload(m, rounds, errs):
                 errs[e.errno] = errs.get(e.errno, 0) + 1
 
 
+def set_armed(arm, on):
+    """Arm or disarm the malloc shim of a running daemon, and wait until
+    its poller has taken the change (it keeps ARM.on while armed)."""
+    ack = arm.with_name(arm.name + ".on")
+    if on:
+        arm.touch()
+    else:
+        arm.unlink()
+    assert wait_for(lambda: ack.exists() == on, timeout=30), \
+        f"the malloc shim did not {'arm' if on else 'disarm'} within 30 s"
+
+
 @pytest.mark.parametrize("every", [3, 7, 50] + (
     [n for n in range(2, 40) if n not in (3, 7)] if STRESS else []))
 def test_allocation_failures(every, region_factory, tmp_path):
@@ -394,11 +409,9 @@ def test_allocation_failures(every, region_factory, tmp_path):
             t.start()
         for t in warm:
             t.join()
-        arm.touch()
-        time.sleep(0.05)
+        set_armed(arm, True)
         workload(m, 400 if STRESS else 150, errs)
-        arm.unlink()
-        time.sleep(0.05)
+        set_armed(arm, False)
         assert m.alive(), f"daemon died:\n{m.stderr()[-5000:]}"
         unexpected = {errno.errorcode[e]: n for e, n in errs.items()
                       if e not in (errno.ENOMEM, errno.ENOENT, errno.EEXIST,
@@ -438,8 +451,7 @@ def test_allocation_failure_in_new_thread(region_factory, tmp_path):
     try:
         # armed before the first request: every worker thread libfuse
         # starts from now on has its first request here
-        arm.touch()
-        time.sleep(0.05)
+        set_armed(arm, True)
 
         def hammer():
             for k in range(200):
@@ -452,8 +464,7 @@ def test_allocation_failure_in_new_thread(region_factory, tmp_path):
             t.start()
         for t in ts:
             t.join(120)
-        arm.unlink()
-        time.sleep(0.05)
+        set_armed(arm, False)
         assert m.alive(), f"daemon died:\n{m.stderr()[-3000:]}"
         m.unmount()
     except BaseException:
@@ -553,9 +564,12 @@ def fragment(m, holes):
     for k in range(2 * holes):
         with open(m.path("frag", f"{k}"), "wb") as f:
             f.write(b"h" * 4096)
+    before = os.statvfs(m.mnt).f_bfree
     for k in range(0, 2 * holes, 2):
         os.unlink(m.path("frag", f"{k}"))
-    time.sleep(0.2)         # FORGETs free the inodes
+    # the blocks come free when the kernel's FORGETs evict the inodes
+    assert wait_for(lambda: os.statvfs(m.mnt).f_bfree >= before + holes,
+                    timeout=30), "the unlinked files' blocks never came free"
 
 
 def test_large_transactions(region_factory, tmp_path):

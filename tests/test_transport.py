@@ -239,8 +239,8 @@ def test_uring_umount_with_requests_in_flight(need_fuse, region, tmp_path):
         threads = [threading.Thread(target=churn) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
-        assert status(m.mnt)["ring_requests"] > 100
+        assert wait_for(lambda: status(m.mnt)["ring_requests"] > 100,
+                        timeout=60), status(m.mnt)
         res = run(["umount", "-l", m.mnt])
         assert res.rc == 0, res
         stop.set()

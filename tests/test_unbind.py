@@ -82,10 +82,16 @@ def big_region(daxfsctl):
 
 # --- the script ---------------------------------------------------------------
 
+# unbind_timeout for the scripted runs: the release takes tens of ms here,
+# but the drain waits on a load of 256 io_uring requests and four kinds of
+# workers, on a loaded CI machine, possibly in the ASan build
+SCRIPT_TIMEOUT = 30
+
+
 def run_script(mode):
     argv = ["bash", SCRIPT, "--mode", mode, "--build", BUILD,
             "--size", "256M", "--files", "64", "--file-size", "1M",
-            "--uring-depth", "256", "--timeout", "10"]
+            "--uring-depth", "256", "--timeout", str(SCRIPT_TIMEOUT)]
     # the script mounts under its own mktemp directory: not under pytest's
     # basetemp, which a concurrent pytest run may rename and clean out
     res = run(argv, timeout=240)
@@ -99,7 +105,7 @@ def run_script(mode):
         f"\n\nfull output:\n{out}"
     assert int(m.group(1)) >= 25, out
     rel = re.search(rf"^release: mode={mode} ms=(\d+)$", res.out, re.M)
-    assert rel and int(rel.group(1)) <= 10000, out
+    assert rel and int(rel.group(1)) <= SCRIPT_TIMEOUT * 1000, out
     for line in res.out.splitlines():
         if line.startswith("orderly unbind released") or \
                 line.startswith("SKIP"):
@@ -217,7 +223,12 @@ def check_status_phases(big_mount, fds):
             f.flush()
             os.fsync(f.fileno())
         fds.append(os.open(p, os.O_RDONLY))
-    st = status(mnt)
+    # the writers' RELEASEs are sent after close(2) returns: wait for them
+    deadline = time.monotonic() + 10
+    while (st := status(mnt))["open_files"] != 3 or st["inflight"]:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert st["open_files"] == 3, st
     assert st["page_users"] >= base_users + 3, st
     assert st["inflight"] == 0, st
@@ -430,15 +441,19 @@ def test_idle_daemon_notices_vanished_region(how, need_fuse, region,
     keep = os.open(region, os.O_RDONLY)     # keeps a deleted region's data
     try:
         assert status(m.mnt)["state"] == "live"
-        t0 = time.monotonic()
+        cut_ms = time.time() * 1000
         if how == "truncate":
             os.truncate(region, 16 << 20)
         else:
             os.unlink(region)
-        st = wait_state(m.mnt, "released", 5)
-        took = time.monotonic() - t0
+        st = wait_state(m.mnt, "released", 30)
         assert st["state"] == "released", st
-        assert took < 2.5, f"noticed after {took:.2f} s"
+        # how long the idle daemon took to notice, by its own clock (the
+        # watcher looks about once a second); the bound leaves room for a
+        # loaded machine, the figure is printed
+        took = (st["unbind"]["started_unix_ms"] - cut_ms) / 1000
+        print(f"an idle daemon noticed the {how} after {took:.2f} s")
+        assert took < 5, f"noticed after {took:.2f} s"
         assert st["unbind"]["forced"] is True, st
         assert "truncated or deleted" in st["unbind"]["cause"], st
         expect_errno(errno.ENXIO, os.open, m.path("x"),
@@ -594,7 +609,7 @@ def test_unbind_remount_cycles_under_load(need_fuse, big_region, daxfsctl,
         m.cleanup()
         raise
     for cycle in range(cycles):
-        m = start_daxfs(big_region, mnt, opts=("-o", "unbind_timeout=5"))
+        m = start_daxfs(big_region, mnt, opts=("-o", "unbind_timeout=30"))
         ready = tmp_path / f"ready{cycle}"
         try:
             load = subprocess.Popen(

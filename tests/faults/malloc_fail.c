@@ -5,7 +5,9 @@
  *
  *   DAXFS_FAULT_MALLOC=N     once armed, every Nth allocation fails
  *   DAXFS_FAULT_ARM=PATH     armed while PATH exists (polled every 10 ms),
- *                            so start-up and mounting run undisturbed
+ *                            so start-up and mounting run undisturbed;
+ *                            PATH.on exists while the shim is armed, so a
+ *                            test can wait for the change to take effect
  *   DAXFS_FAULT_SCOPE=exe    only allocations called from the daxfs
  *                            executable itself fail (default); "all" lets
  *                            libfuse's and the C library's fail too
@@ -20,6 +22,7 @@
 
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <pthread.h>
@@ -41,6 +44,7 @@ static atomic_bool armed;
 static bool scope_all;
 static atomic_ulong seen, failed;
 static const char *arm_path;
+static char ack_path[4096];		/* arm_path + ".on" */
 
 /* the executable's code, where "our" allocations are called from */
 static struct {
@@ -113,7 +117,16 @@ static void *arm_poll(void *arg)
 
 	(void)arg;
 	for (;;) {
-		atomic_store(&armed, access(arm_path, F_OK) == 0);
+		bool now = access(arm_path, F_OK) == 0;
+
+		/* the acknowledgement follows the state, never leads it */
+		if (now != atomic_load(&armed)) {
+			atomic_store(&armed, now);
+			if (now)
+				close(open(ack_path, O_WRONLY | O_CREAT, 0644));
+			else
+				unlink(ack_path);
+		}
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
@@ -150,6 +163,7 @@ __attribute__((constructor)) static void setup(void)
 		atomic_store(&armed, true);
 		return;
 	}
+	snprintf(ack_path, sizeof(ack_path), "%s.on", arm_path);
 	if (pthread_create(&t, NULL, arm_poll, NULL) == 0)
 		pthread_detach(t);
 }
