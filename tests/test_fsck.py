@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -110,19 +111,45 @@ def test_truncated_region(daxfsctl, region):
     one_line_error(fsck(daxfsctl, region), 8, "backup is unusable")
 
 
-def test_region_vanishes_during_check(daxfsctl, region_path):
+@pytest.mark.parametrize("opts", [[], ["--repair"]])
+def test_region_vanishes_during_check(daxfsctl, region_path, opts):
     """The region file truncated under a running check: an I/O error (the
-    SIGBUS guard turns the fault into one), never a crash."""
-    assert daxfsctl("mkfs", "--size", "8G", region_path).rc == 0
-    proc = subprocess.Popen([binary("daxfsctl"), "fsck", region_path],
+    SIGBUS guard turns the fault into one), never a crash.  A preloaded
+    shim stops fsck the moment it has mapped the region, so the region is
+    gone before fsck reads a byte of it."""
+    assert daxfsctl("mkfs", "--size", "1G", region_path).rc == 0
+    env = dict(os.environ,
+               LD_PRELOAD=binary("tests/faults/libdaxfs_stop_map.so"),
+               DAXFS_STOP_MAP_PATH=region_path,
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+               ":verify_asan_link_order=0")
+    proc = subprocess.Popen([binary("daxfsctl"), "fsck", *opts, region_path],
                             text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    time.sleep(0.1)
-    os.truncate(region_path, BLOCK)
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while proc_state(proc.pid) != "T":
+            assert proc.poll() is None, \
+                f"fsck ended before it mapped the region: {proc.communicate()}"
+            assert time.monotonic() < deadline, "fsck never mapped the region"
+            time.sleep(0.005)
+        os.truncate(region_path, BLOCK)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
     out, err = proc.communicate(timeout=120)
-    assert "Sanitizer" not in err and proc.returncode in (0, 8), (out, err)
-    if proc.returncode == 8:    # (0 if it finished first)
-        assert len(err.strip().splitlines()) == 1, err
+    assert "Sanitizer" not in err, err
+    assert proc.returncode == 8, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no longer accessible" in lines[0], err
+
+
+def proc_state(pid):
+    """The one-letter state of a process (R, S, T, ...), '' once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
 
 
 def test_locked_region(daxfsctl, region):
