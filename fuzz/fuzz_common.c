@@ -856,7 +856,7 @@ static uint64_t recount(struct daxfs *fs, uint32_t *chunks)
 		uint32_t f = 0;
 
 		for (uint64_t b = s; b < e; b++)
-			f += !alloc_test(a->inuse, b);
+			f += !bitmap_test(a->inuse, b);
 		chunks[c] = f;
 		total += f;
 	}

@@ -24,12 +24,7 @@
 
 #include "daxfs_i.h"
 
-bool alloc_test(const uint64_t *map, uint64_t b)
-{
-	return map[b / 64] & (1ULL << (b % 64));
-}
-
-/* bitmap_set -- set (on) or clear a range of bits; shared with fsck */
+/* bitmap_set -- set (on) or clear a range of bits */
 void bitmap_set(uint64_t *map, uint64_t start, uint64_t len, bool on)
 {
 	uint64_t b = start, end = start + len;
@@ -65,7 +60,7 @@ static uint64_t count_free(const uint64_t *map, uint64_t start, uint64_t len)
 			n += 64 - (uint64_t)__builtin_popcountll(map[b / 64]);
 			b += 64;
 		} else {
-			n += !alloc_test(map, b);
+			n += !bitmap_test(map, b);
 			b++;
 		}
 	}
@@ -106,7 +101,7 @@ int alloc_init(struct daxfs *fs)
 			return -EUCLEAN;
 		}
 	}
-	if (!alloc_test(a->committed, fs->nblocks - 1)) {
+	if (!bitmap_test(a->committed, fs->nblocks - 1)) {
 		daxfs_seterr("free-space bitmap marks the backup superblock "
 			     "free; run 'daxfsctl fsck --repair'");
 		alloc_free_all(fs);
@@ -155,7 +150,7 @@ static uint64_t run_from(const struct daxfs *fs, uint64_t b, uint64_t max)
 	uint64_t n = 0;
 
 	while (n < max && b + n < fs->nblocks &&
-	       !alloc_test(fs->alloc.inuse, b + n))
+	       !bitmap_test(fs->alloc.inuse, b + n))
 		n++;
 	return n;
 }
@@ -199,7 +194,7 @@ int alloc_reserve(struct daxfs *fs, uint64_t goal, uint64_t want,
 
 	/* 1. right after the file's last block */
 	if (goal >= fs->data_start && goal < fs->nblocks &&
-	    !alloc_test(a->inuse, goal)) {
+	    !bitmap_test(a->inuse, goal)) {
 		n = run_from(fs, goal, want);
 		if (n == want || n >= cb || !(flags & ALLOC_BIG)) {
 			take(fs, goal, n);

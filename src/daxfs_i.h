@@ -218,7 +218,11 @@ void alloc_commit(struct daxfs *fs, uint64_t start, uint64_t len,
 void alloc_release(struct daxfs *fs, uint64_t start, uint64_t len);
 int tx_alloc(struct tx *tx, uint64_t start, uint64_t len);
 int tx_free(struct tx *tx, uint64_t start, uint64_t len);
-bool alloc_test(const uint64_t *map, uint64_t b);
+/* bitmaps of blocks: the allocator's, the region's, fsck's */
+static inline bool bitmap_test(const uint64_t *map, uint64_t b)
+{
+	return map[b / 64] & (1ULL << (b % 64));
+}
 void bitmap_set(uint64_t *map, uint64_t start, uint64_t len, bool on);
 
 /* inode.c */

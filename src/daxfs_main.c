@@ -127,21 +127,36 @@ static bool seconds(const char *s, double *out)
 	return true;
 }
 
+/* in_list -- is s one of the NULL-terminated list's words? */
+static bool in_list(const char *const *list, const char *s)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, s))
+			return true;
+	return false;
+}
+
 /* parse_one -- one -o option */
 static int parse_one(struct options *o, char *opt)
 {
 	/* what libfuse passes on to the kernel mount */
-	static const char *kernel[] = {
+	static const char *const kernel[] = {
 		"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime",
 		"noatime", "sync", "async", "dirsync", NULL,
 	};
 	/* fstab and mount(8) options, and access-time variants: daxfs never
 	 * updates access times on reads, so they change nothing */
-	static const char *ignored[] = {
+	static const char *const ignored[] = {
 		"defaults", "auto", "noauto", "nofail", "_netdev", "user",
 		"users", "nouser", "owner", "group", "default_permissions",
 		"relatime", "norelatime", "strictatime", "nodiratime",
 		"diratime", "lazytime", "nolazytime", NULL,
+	};
+	/* ours that take a value (the branches below) */
+	static const char *const valued[] = {
+		"unbind_timeout", "entry_timeout", "attr_timeout",
+		"read_ahead_kb", "max_dirty_ratio", "transport", "fsname",
+		"subtype", NULL,
 	};
 	char *v = strchr(opt, '=');
 
@@ -195,15 +210,8 @@ static int parse_one(struct options *o, char *opt)
 		v[-1] = '=';
 		return bad("unknown mount option '%s'", opt);
 	}
-	/* ours, and they take a value */
-	static const char *valued[] = {
-		"unbind_timeout", "entry_timeout", "attr_timeout",
-		"read_ahead_kb", "max_dirty_ratio", "transport", "fsname",
-		"subtype", NULL,
-	};
-	for (int k = 0; valued[k]; k++)
-		if (!strcmp(opt, valued[k]))
-			return bad("mount option '%s' needs a value", opt);
+	if (in_list(valued, opt))
+		return bad("mount option '%s' needs a value", opt);
 	if (!strcmp(opt, "ro")) {
 		o->readonly = true;
 		return 0;
@@ -222,12 +230,10 @@ static int parse_one(struct options *o, char *opt)
 	}
 	if (!strncmp(opt, "x-", 2))
 		return 0;
-	for (int k = 0; ignored[k]; k++)
-		if (!strcmp(opt, ignored[k]))
-			return 0;
-	for (int k = 0; kernel[k]; k++)
-		if (!strcmp(opt, kernel[k]))
-			return add_kernel_opt(o, opt);
+	if (in_list(ignored, opt))
+		return 0;
+	if (in_list(kernel, opt))
+		return add_kernel_opt(o, opt);
 	return bad("unknown mount option '%s'", opt);
 }
 

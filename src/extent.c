@@ -43,7 +43,6 @@ static int check_list(const struct extent *e, uint32_t n, uint64_t ds,
 	return 0;
 }
 
-/* ext_read -- the extent list of a dinode from the region */
 /*
  * ext_array_check -- the header of inode ino's out-of-line extent array,
  * which must hold its n extents: 0, or -EUCLEAN with the reason set.  The
@@ -62,6 +61,7 @@ int ext_array_check(const struct daxfs_dextarray *h,
 	return 0;
 }
 
+/* ext_read -- the extent list of a dinode from the region */
 static int ext_read(struct region *r, const struct daxfs_dinode *d,
 		    uint64_t ino, uint64_t ds, uint64_t nb,
 		    struct extent **out, uint32_t *n_out)

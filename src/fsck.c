@@ -553,7 +553,7 @@ uint64_t fsck_free_count(const uint64_t *map, uint64_t n)
 	for (uint64_t w = 0; w < n / 64; w++)
 		used += (uint64_t)__builtin_popcountll(map[w]);
 	for (uint64_t b = n / 64 * 64; b < n; b++)
-		used += fsck_bit(map, b);
+		used += bitmap_test(map, b);
 	return n - used;
 }
 

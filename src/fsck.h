@@ -161,11 +161,6 @@ int fsck_inode_read(struct fsck *c, uint64_t ino, struct daxfs_dinode *d);
 int fsck_inode_write(struct fsck *c, uint64_t ino, struct daxfs_dinode *d);
 int fsck_inode_clear(struct fsck *c, uint64_t ino, uint32_t generation);
 
-static inline bool fsck_bit(const uint64_t *map, uint64_t b)
-{
-	return map[b / 64] & (1ULL << (b % 64));
-}
-
 uint64_t fsck_free_count(const uint64_t *map, uint64_t n);
 void fsck_own_fixed(struct fsck *c);
 

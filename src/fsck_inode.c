@@ -618,7 +618,7 @@ static int clone_claim(struct fsck *c, const struct fconflict *x, uint64_t *to)
 		return ret;
 	/* blocks only this claim held are nobody's now */
 	for (uint64_t b = x->pblk; b < x->pblk + x->len; b++)
-		if (!fsck_bit(c->dup, b))
+		if (!bitmap_test(c->dup, b))
 			fsck_release(c, b, 1);
 	return 0;
 }

@@ -27,7 +27,7 @@ static uint64_t run_at(const struct fsck *c, uint64_t b, uint64_t want)
 	uint64_t n = 0;
 
 	while (n < want && b + n < c->nblocks - 1 &&
-	       !fsck_bit(c->owned, b + n))
+	       !bitmap_test(c->owned, b + n))
 		n++;
 	return n;
 }
@@ -258,12 +258,12 @@ static uint64_t ranges(const uint64_t *a, const uint64_t *b, uint64_t lo,
 			x += 64;
 			continue;
 		}
-		if (!fsck_bit(a, x) || fsck_bit(b, x)) {
+		if (!bitmap_test(a, x) || bitmap_test(b, x)) {
 			x++;
 			continue;
 		}
 		s = x;
-		while (x < hi && fsck_bit(a, x) && !fsck_bit(b, x))
+		while (x < hi && bitmap_test(a, x) && !bitmap_test(b, x))
 			x++;
 		count += x - s;
 		if (shown++ < 8 && o + 48 < cap) {

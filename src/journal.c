@@ -415,11 +415,11 @@ int tx_free(struct tx *tx, uint64_t start, uint64_t len)
 		tx->err = -EUCLEAN;
 		return tx->err;
 	}
-	if (!alloc_test(fs->alloc.committed, start) &&
+	if (!bitmap_test(fs->alloc.committed, start) &&
 	    tx_unalloc(tx, start, len))
 		return tx->err;
 	for (uint64_t b = start; b < start + len; b++) {
-		if (!alloc_test(fs->alloc.committed, b)) {
+		if (!bitmap_test(fs->alloc.committed, b)) {
 			tx->err = -EUCLEAN;	/* a double free: corrupt */
 			return tx->err;
 		}
@@ -497,7 +497,7 @@ int tx_commit(struct tx *tx)
 		 * changed yet; releasing them twice would count them twice */
 		for (uint64_t b = tx->frees[n].start;
 		     b < tx->frees[n].start + tx->frees[n].len; b++) {
-			if (!alloc_test(fs->alloc.committed, b)) {
+			if (!bitmap_test(fs->alloc.committed, b)) {
 				tx->err = -EUCLEAN;
 				break;
 			}

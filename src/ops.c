@@ -120,6 +120,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void fill_status(struct daemon *d, struct daxfs_ctl_status *st)
 {
 	struct daxfs *fs = d->fs;
+	struct transport_stats ts;
 	int state = gate_state(&d->gate);
 
 	memset(st, 0, sizeof(*st));
@@ -134,15 +135,11 @@ static void fill_status(struct daemon *d, struct daxfs_ctl_status *st)
 	st->inflight = gate_inflight(&d->gate);
 	st->uring_ops = unbind_uring_ops(d);
 	st->page_users = mapping_count(&d->map);
-	{
-		struct transport_stats ts;
-
-		transport_stats(d, &ts);
-		st->uring = ts.uring;
-		st->ring_queues = ts.queues;
-		st->ring_entries = ts.entries;
-		st->ring_requests = ts.requests;
-	}
+	transport_stats(d, &ts);
+	st->uring = ts.uring;
+	st->ring_queues = ts.queues;
+	st->ring_entries = ts.entries;
+	st->ring_requests = ts.requests;
 	pthread_rwlock_rdlock(&fs->meta_lock);
 	st->size_bytes = FS_BLOCK_OFF(fs->nblocks - fs->data_start - 1);
 	st->free_bytes = FS_BLOCK_OFF(fs->alloc.free);

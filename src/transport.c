@@ -150,16 +150,27 @@ static int copy_out(struct daemon *d, char *dst, const void *src, size_t len)
 	return 0;
 }
 
+/* answer_error -- a reply of err (negative) for the request in e */
+static void answer_error(struct ring_ent *e, int err)
+{
+	struct fuse_out_header oh = {
+		.len = sizeof(oh), .error = err, .unique = e->unique,
+	};
+
+	memcpy(e->hdr->in_out, &oh, sizeof(oh));
+	e->hdr->ring_ent_in_out.payload_sz = 0;
+	e->replied = true;
+}
+
 /* capture -- the reply to the request in e, into e's buffers */
 static ssize_t capture(struct daemon *d, struct ring_ent *e,
 		       const struct iovec *iov, int count)
 {
-	struct fuse_out_header oh;
+	const struct fuse_out_header *oh = iov[0].iov_base;
 	char *payload = e->buf + HEADROOM;
 	size_t used = 0;
 	int err = 0;
 
-	memcpy(&oh, iov[0].iov_base, sizeof(oh));
 	for (int k = 1; k < count && !err; k++) {
 		if (iov[k].iov_len > PAYLOAD_CAP - used) {
 			err = -EIO;	/* never: replies fit max_read */
@@ -170,14 +181,13 @@ static ssize_t capture(struct daemon *d, struct ring_ent *e,
 		used += iov[k].iov_len;
 	}
 	if (err) {
-		oh.error = err;
-		oh.len = sizeof(oh);
-		used = 0;
+		answer_error(e, err);
+	} else {
+		memcpy(e->hdr->in_out, oh, sizeof(*oh));
+		e->hdr->ring_ent_in_out.payload_sz = (uint32_t)used;
+		e->replied = true;
 	}
-	memcpy(e->hdr->in_out, &oh, sizeof(oh));
-	e->hdr->ring_ent_in_out.payload_sz = (uint32_t)used;
-	e->replied = true;
-	return (ssize_t)((const struct fuse_out_header *)iov[0].iov_base)->len;
+	return (ssize_t)oh->len;
 }
 
 /* hook_writev -- every message the session sends */
@@ -233,18 +243,6 @@ static bool submit_cmd(struct worker *w, uint32_t op, struct ring_ent *e)
 	prep_cmd(sqe, w->t->fd, op, w->qid, e->unique, e,
 		 (uint64_t)(e - w->ents) + 1);
 	return true;
-}
-
-/* answer_error -- a reply of err (negative) for the request in e */
-static void answer_error(struct ring_ent *e, int err)
-{
-	struct fuse_out_header oh = {
-		.len = sizeof(oh), .error = err, .unique = e->unique,
-	};
-
-	memcpy(e->hdr->in_out, &oh, sizeof(oh));
-	e->hdr->ring_ent_in_out.payload_sz = 0;
-	e->replied = true;
 }
 
 /* serve -- the request the kernel put in e, through libfuse */

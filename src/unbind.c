@@ -137,6 +137,17 @@ static void publish(struct unbind *u, struct daxfs_ctl_report *rep,
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* gate_figures -- what the gate has counted since the unbind began */
+static void gate_figures(struct daemon *d, struct daxfs_ctl_report *r)
+{
+	struct unbind *u = d->ub;
+
+	r->bytes_written_back = atomic_load(&d->gate.writeback_bytes) -
+				u->wb0;
+	r->bytes_lost = atomic_load(&d->gate.lost_bytes) - u->lost0;
+	r->requests_refused = atomic_load(&d->gate.refused) - u->ref0;
+}
+
 /* sofar -- fill in the running figures of an unbind under way; u->lock */
 static void sofar(struct daemon *d, struct daxfs_ctl_report *r)
 {
@@ -146,10 +157,7 @@ static void sofar(struct daemon *d, struct daxfs_ctl_report *r)
 	if (r->phase == DAXFS_PHASE_NONE || r->phase == DAXFS_PHASE_DONE)
 		return;
 	r->ms_total = (now - u->t0) / 1000000ull;
-	r->bytes_written_back = atomic_load(&d->gate.writeback_bytes) -
-				u->wb0;
-	r->bytes_lost = atomic_load(&d->gate.lost_bytes) - u->lost0;
-	r->requests_refused = atomic_load(&d->gate.refused) - u->ref0;
+	gate_figures(d, r);
 	switch (r->phase) {
 	case DAXFS_PHASE_REVOKING:
 		r->inodes_revoked = atomic_load(&u->revoked);
@@ -243,10 +251,7 @@ static void run(struct daemon *d, bool forced, const char *cause,
 	gate_set(&d->gate, GATE_RELEASED);
 	rep.ms_release = ms_since(t);
 	rep.ms_total = ms_since(t0);
-	rep.bytes_written_back = atomic_load(&d->gate.writeback_bytes) -
-				 u->wb0;
-	rep.bytes_lost = atomic_load(&d->gate.lost_bytes) - u->lost0;
-	rep.requests_refused = atomic_load(&d->gate.refused) - u->ref0;
+	gate_figures(d, &rep);
 	publish(u, &rep, DAXFS_PHASE_DONE);
 	syslog(LOG_NOTICE, "daxfs: %s: region released in %llu ms "
 	       "(%llu inodes revoked, %llu requests drained, %llu bytes "

@@ -88,7 +88,7 @@ static void model_init(struct model *m, struct daxfs *fs)
 	for (uint64_t b = 0; b < fs->nblocks; b++) {
 		bool meta = b < fs->data_start || b == fs->nblocks - 1;
 
-		CHECK_EQ(alloc_test(fs->alloc.committed, b), meta);
+		CHECK_EQ(bitmap_test(fs->alloc.committed, b), meta);
 		m->st[b] = meta ? B_META : B_FREE;
 	}
 }
@@ -112,11 +112,11 @@ static void check_bitmap_on_region(struct daxfs *fs)
 	CHECK(map);
 	CHECK_OK(region_read(fs->r, fs->bitmap_off, map, words * 8));
 	for (uint64_t b = 0; b < fs->nblocks; b++)
-		CHECK_MSG(alloc_test(map, b) ==
-			  alloc_test(fs->alloc.committed, b),
+		CHECK_MSG(bitmap_test(map, b) ==
+			  bitmap_test(fs->alloc.committed, b),
 			  "block %" PRIu64 ": region %d, memory %d", b,
-			  alloc_test(map, b),
-			  alloc_test(fs->alloc.committed, b));
+			  bitmap_test(map, b),
+			  bitmap_test(fs->alloc.committed, b));
 	free(map);
 }
 
@@ -131,12 +131,12 @@ static void model_check(struct model *m)
 		bool inuse = s != B_FREE;
 		bool comm = s == B_META || s == B_OWNED || s == B_TXFREE;
 
-		CHECK_MSG(alloc_test(a->inuse, b) == inuse, "block %" PRIu64
+		CHECK_MSG(bitmap_test(a->inuse, b) == inuse, "block %" PRIu64
 			  " state %d: inuse bit %d", b, s,
-			  alloc_test(a->inuse, b));
-		CHECK_MSG(alloc_test(a->committed, b) == comm, "block %"
+			  bitmap_test(a->inuse, b));
+		CHECK_MSG(bitmap_test(a->committed, b) == comm, "block %"
 			  PRIu64 " state %d: committed bit %d", b, s,
-			  alloc_test(a->committed, b));
+			  bitmap_test(a->committed, b));
 		nfree += !inuse;
 	}
 	CHECK_EQ(a->free, nfree);
@@ -637,8 +637,8 @@ static void test_free_rules(const char *path)
 	tx = tx_begin(fs);
 	CHECK_OK(tx_free(tx, b.start, b.len));
 	tx_abort(tx);
-	CHECK(alloc_test(fs->alloc.committed, b.start));
-	CHECK(alloc_test(fs->alloc.inuse, b.start));
+	CHECK(bitmap_test(fs->alloc.committed, b.start));
+	CHECK(bitmap_test(fs->alloc.inuse, b.start));
 	CHECK_EQ(fs->alloc.free, free0 - 4);
 	/* an aborted allocation goes back to the pool */
 	CHECK_OK(alloc_reserve(fs, 0, 3, 0, &got));
@@ -646,7 +646,7 @@ static void test_free_rules(const char *path)
 	CHECK_OK(tx_alloc(tx, got.start, got.len));
 	tx_abort(tx);
 	CHECK_EQ(fs->alloc.free, free0 - 4);
-	CHECK(!alloc_test(fs->alloc.committed, got.start));
+	CHECK(!bitmap_test(fs->alloc.committed, got.start));
 
 	/* a double free is corruption: refused, and the tx with it */
 	CHECK_OK(alloc_reserve(fs, 0, 2, 0, &got));
@@ -655,7 +655,7 @@ static void test_free_rules(const char *path)
 	{
 		uint64_t fb = fs->data_start;
 
-		while (alloc_test(fs->alloc.inuse, fb))
+		while (bitmap_test(fs->alloc.inuse, fb))
 			fb++;
 		CHECK_ERR(tx_free(tx, fb, 1), -EUCLEAN);
 	}
@@ -664,7 +664,7 @@ static void test_free_rules(const char *path)
 	CHECK(atomic_load(&fs->error));
 	atomic_store(&fs->error, false);
 	CHECK_EQ(fs->alloc.free, free0 - 4);	/* got went back */
-	CHECK(!alloc_test(fs->alloc.committed, got.start));
+	CHECK(!bitmap_test(fs->alloc.committed, got.start));
 	/* frees outside the data area, or of nothing */
 	const struct tx_range bad[] = {
 		{ fs->data_start - 1, 1 },	/* the inode table */
@@ -705,7 +705,7 @@ static void test_free_rules(const char *path)
 		atomic_store(&fs->error, false);
 	}
 	CHECK_EQ(fs->alloc.free, free0 - 4);
-	CHECK(alloc_test(fs->alloc.committed, b.start));
+	CHECK(bitmap_test(fs->alloc.committed, b.start));
 
 	/* blocks allocated and freed in the same transaction were never
 	 * durable: they are simply free after it */
@@ -715,12 +715,12 @@ static void test_free_rules(const char *path)
 	CHECK_OK(tx_alloc(tx, got.start, got.len));
 	CHECK_OK(tx_free(tx, got.start + 2, 2));	/* the middle */
 	CHECK_OK(tx_commit(tx));
-	CHECK(alloc_test(fs->alloc.committed, got.start));
-	CHECK(alloc_test(fs->alloc.committed, got.start + 1));
-	CHECK(!alloc_test(fs->alloc.committed, got.start + 2));
-	CHECK(!alloc_test(fs->alloc.committed, got.start + 3));
-	CHECK(alloc_test(fs->alloc.committed, got.start + 4));
-	CHECK(!alloc_test(fs->alloc.inuse, got.start + 2));
+	CHECK(bitmap_test(fs->alloc.committed, got.start));
+	CHECK(bitmap_test(fs->alloc.committed, got.start + 1));
+	CHECK(!bitmap_test(fs->alloc.committed, got.start + 2));
+	CHECK(!bitmap_test(fs->alloc.committed, got.start + 3));
+	CHECK(bitmap_test(fs->alloc.committed, got.start + 4));
+	CHECK(!bitmap_test(fs->alloc.inuse, got.start + 2));
 	CHECK_EQ(fs->alloc.free, free0 - 4 - 4);
 	check_bitmap_on_region(fs);
 	tx = tx_begin(fs);

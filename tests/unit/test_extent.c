@@ -74,7 +74,7 @@ static void check_map(struct daxfs *fs, struct inode *i,
 	for (uint32_t k = 0; k < i->next; k++) {
 		sum += i->ext[k].len;
 		for (uint64_t b = 0; b < i->ext[k].len; b++)
-			CHECK_MSG(alloc_test(fs->alloc.inuse,
+			CHECK_MSG(bitmap_test(fs->alloc.inuse,
 					     i->ext[k].pblk + b),
 				  "mapped block %" PRIu64 " is free",
 				  i->ext[k].pblk + b);
@@ -89,7 +89,7 @@ static void check_map(struct daxfs *fs, struct inode *i,
 		CHECK(i->d.ext_block >= fs->data_start);
 		CHECK(i->next <= DAXFS_EXT_PER_ARRAY(i->d.ext_blocks));
 		for (uint64_t b = 0; b < i->d.ext_blocks; b++)
-			CHECK(alloc_test(fs->alloc.committed,
+			CHECK(bitmap_test(fs->alloc.committed,
 					 i->d.ext_block + b));
 	}
 	/* lookups agree, holes included */
@@ -121,7 +121,7 @@ static void check_map(struct daxfs *fs, struct inode *i,
 		free(e);
 		for (uint32_t k = 0; k < i->next; k++)
 			for (uint64_t b = 0; b < i->ext[k].len; b++)
-				CHECK(alloc_test(fs->alloc.committed,
+				CHECK(bitmap_test(fs->alloc.committed,
 						 i->ext[k].pblk + b));
 	}
 }
@@ -221,8 +221,8 @@ static int punch(struct daxfs *fs, struct inode *i, struct bmodel *m,
 	}
 	/* every unmapped block is free again, now */
 	for (uint64_t k = 0; k < nfreed; k++) {
-		CHECK(!alloc_test(fs->alloc.committed, freed[k]));
-		CHECK(!alloc_test(fs->alloc.inuse, freed[k]));
+		CHECK(!bitmap_test(fs->alloc.committed, freed[k]));
+		CHECK(!bitmap_test(fs->alloc.inuse, freed[k]));
 	}
 	tl_unlock(fs);
 	free(freed);
@@ -308,7 +308,7 @@ static void test_merge(const char *path)
 	CHECK_EQ(punch(fs, i, m, 50, 1, 100), 1);
 	CHECK_EQ(i->next, 5);
 	CHECK_EQ(i->d.ext_block, 0);
-	CHECK(!alloc_test(fs->alloc.committed, arr));
+	CHECK(!bitmap_test(fs->alloc.committed, arr));
 	CHECK_EQ(fs->alloc.free, free0 - m->mapped);
 
 	/* splitting an extent in the middle */
@@ -350,7 +350,7 @@ static void test_growth(const char *path)
 		insert_near_tx(fs, i, m, 2 * k, P + 3 * k, 1);
 		if (i->d.ext_block != last) {
 			if (last)
-				CHECK(!alloc_test(fs->alloc.committed, last));
+				CHECK(!bitmap_test(fs->alloc.committed, last));
 			last = i->d.ext_block;
 			arrays++;
 		}
@@ -475,7 +475,7 @@ static void test_fragmented(const char *path)
 		tl_lock(fs);
 		/* the next single hole of the first chunk */
 		for (uint64_t b = c1; b < c1 + cb; b += 2) {
-			if (!alloc_test(fs->alloc.inuse, b)) {
+			if (!bitmap_test(fs->alloc.inuse, b)) {
 				pblk = b;
 				break;
 			}
@@ -892,7 +892,7 @@ static bool bug_map_fresh_abort(const char *path)
 	/* whatever it returned, memory must agree with the allocator */
 	for (uint32_t k = 0; k < i->next; k++)
 		for (uint64_t b = 0; b < i->ext[k].len; b++)
-			if (!alloc_test(fs->alloc.committed,
+			if (!bitmap_test(fs->alloc.committed,
 					i->ext[k].pblk + b))
 				bug = true;
 	{
@@ -965,7 +965,7 @@ static bool bug_fragmented_allocate(const char *path)
 	for (uint64_t k = 0; k < 17000; k++) {
 		uint64_t b = next ? next : first;
 
-		while (alloc_test(fs->alloc.inuse, b))
+		while (bitmap_test(fs->alloc.inuse, b))
 			b += 2;
 		CHECK(b < nb - 2 * cb);
 		CHECK_OK(alloc_reserve(fs, b, 1, 0, &got));
@@ -994,7 +994,7 @@ static bool bug_fragmented_allocate(const char *path)
 	for (uint32_t k = 0; k < i->next; k++) {
 		sum += i->ext[k].len;
 		for (uint64_t b = 0; b < i->ext[k].len; b++)
-			if (!alloc_test(fs->alloc.committed,
+			if (!bitmap_test(fs->alloc.committed,
 					i->ext[k].pblk + b))
 				bad = true;
 	}

@@ -267,7 +267,7 @@ static void test_mkfs_roundtrip(void)
 			     FS_BLOCK_OFF(sb.bitmap_blocks)));
 	for (uint64_t b = 0; b < sb.bitmap_blocks * 8 * DAXFS_BLOCK_SIZE;
 	     b++) {
-		bool used = alloc_test(map, b);
+		bool used = bitmap_test(map, b);
 		bool want = b < sb.data_start || b >= sb.nblocks - 1;
 
 		CHECK_MSG(used == want, "block %" PRIu64, b);

@@ -267,7 +267,7 @@ static void mount_check(struct world *w, const uint8_t *img)
 	CHECK_MSG(ret == 0, "mount of the crashed region: %s",
 		  daxfs_errmsg(ret));
 	for (uint64_t b = 0; b < sb.nblocks; b++)
-		nfree += !alloc_test((const uint64_t *)(img +
+		nfree += !bitmap_test((const uint64_t *)(img +
 				     FS_BLOCK_OFF(sb.bitmap_start)), b);
 	CHECK_EQ(fs->alloc.free, nfree);
 	for (int k = 0; k < w->ninos; k++) {

@@ -92,7 +92,7 @@ static void check_xattrs(struct daxfs *fs, struct inode *i,
 		const struct daxfs_dxattrblk *h = (const void *)blk;
 
 		CHECK(i->d.xattr_block >= fs->data_start);
-		CHECK(alloc_test(fs->alloc.committed, i->d.xattr_block));
+		CHECK(bitmap_test(fs->alloc.committed, i->d.xattr_block));
 		CHECK_OK(region_read(fs->r, FS_BLOCK_OFF(i->d.xattr_block),
 				     blk, sizeof(blk)));
 		CHECK_OK(xattr_block_check(blk, i->ino));
