@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -217,9 +216,27 @@ class Daxfs(FuseTarget):
             else []
         return [self.ctx.daxfs, "-f", *opts, self.region, self.mnt]
 
-    def transport_used(self):
-        out = run([self.ctx.daxfsctl, "status", "--json", self.mnt])
-        return json.loads(out)["transport"]
+    def transport_used(self, within=5):
+        """The transport the mount settled on: its workers register their
+        ring entries once INIT has been answered, so io_uring shows up a
+        moment after the mount, if the kernel offers it at all."""
+        deadline = time.monotonic() + within
+        while True:
+            out = run([self.ctx.daxfsctl, "status", "--json", self.mnt])
+            st = json.loads(out)
+            if st["transport"] == "io_uring" or \
+                    self.transport == "devfuse" or \
+                    not self.uring_offered() or time.monotonic() > deadline:
+                return st["transport"]
+            time.sleep(0.02)
+
+    @staticmethod
+    def uring_offered():
+        try:
+            with open("/sys/module/fuse/parameters/enable_uring") as f:
+                return f.read().strip() in ("Y", "1")
+        except OSError:
+            return False
 
     def mkfs(self, size):
         # touch every page of the region file first: fresh guest memory is
@@ -589,8 +606,6 @@ def main_runs(ctx, runs):
         for t in targets.values():
             t.start()
         rss["after_mount"] = proc_status(dax.proc.pid)
-        # the rings are registered once INIT has been answered
-        time.sleep(0.5)
         ctx.transport = dax.transport_used()
         log(f"daxfs serves its requests through {ctx.transport}")
         for r in range(runs):

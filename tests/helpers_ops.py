@@ -5,6 +5,7 @@ regions formatted with options of the test's choosing.
 """
 import contextlib
 import ctypes
+import json
 import os
 import random
 import shutil
@@ -166,6 +167,23 @@ def fresh_region(daxfsctl, tag, *mkfs_opts):
     finally:
         if os.path.lexists(path):
             os.unlink(path)
+
+
+def status(mnt):
+    """`daxfsctl status --json` of a mount, as a dict."""
+    res = run([binary("daxfsctl"), "status", "--json", str(mnt)], timeout=60)
+    assert res.rc == 0, res
+    return json.loads(res.out)
+
+
+def wait_state(mnt, want, within):
+    """Poll status until its state is `want`; the last status."""
+    deadline = time.monotonic() + within
+    while True:
+        st = status(mnt)
+        if st["state"] == want or time.monotonic() > deadline:
+            return st
+        time.sleep(0.02)
 
 
 def wait_for(cond, timeout=20, step=0.05):

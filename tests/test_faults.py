@@ -30,7 +30,7 @@ import time
 import pytest
 
 from conftest import binary, new_region_path, run, start_daxfs
-from helpers_ops import wait_for
+from helpers_ops import wait_for, wait_state
 
 STRESS = os.environ.get("DAXFS_STRESS") == "1"
 MiB = 1 << 20
@@ -76,12 +76,6 @@ def fsck(region, repair=False):
 def assert_clean(region):
     res, _ = fsck(region)
     assert res.rc == 0, f"fsck found problems:\n{res.out}\n{res.err}"
-
-
-def status(mnt):
-    res = run([binary("daxfsctl"), "status", "--json", str(mnt)], timeout=60)
-    assert res.rc == 0, res
-    return json.loads(res.out)
 
 
 def write_keep(m, n=4, size=MiB):
@@ -290,11 +284,7 @@ def test_region_vanishes_mid_operation(what, cut, region_factory, tmp_path):
             "short" in out, f"{what}: the caller saw {out}"
         # the daemon survived and reports a forced unbind
         assert m.alive(), m.stderr()
-        deadline = time.monotonic() + 10
-        st = status(m.mnt)
-        while st["state"] != "released" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            st = status(m.mnt)
+        st = wait_state(m.mnt, "released", 10)
         assert st["state"] == "released", st
         assert st["unbind"]["forced"] is True, st
         err = m.unmount()

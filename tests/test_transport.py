@@ -10,17 +10,15 @@ that goes away, a daemon killed, an unbind.
 """
 import errno
 import hashlib
-import json
 import mmap
 import os
 import signal
 import threading
-import time
 
 import pytest
 
 from conftest import binary, is_mounted, run, start_daxfs
-from helpers_ops import wait_for
+from helpers_ops import status, wait_for
 
 PARAM = "/sys/module/fuse/parameters/enable_uring"
 
@@ -37,12 +35,6 @@ need_uring = pytest.mark.skipif(
     not uring_offered(),
     reason=f"FUSE over io_uring is not offered here ({PARAM} is missing or "
            f"N; scripts/test.sh turns it on as root)")
-
-
-def status(mnt):
-    res = run([binary("daxfsctl"), "status", "--json", str(mnt)], timeout=30)
-    assert res.rc == 0, res
-    return json.loads(res.out)
 
 
 def settle_entries(mnt, want):

@@ -24,6 +24,7 @@ import pytest
 
 from conftest import (BUILD, ROOT, binary, detach, is_mounted, new_region_path,
                       run, start_daxfs)
+from helpers_ops import status, wait_state
 
 SCRIPT = os.path.join(ROOT, "tests", "unbind", "forced-unbind.sh")
 STRESS = os.environ.get("DAXFS_STRESS") == "1"
@@ -31,26 +32,10 @@ STRESS = os.environ.get("DAXFS_STRESS") == "1"
 pytestmark = pytest.mark.usefixtures("need_fuse")
 
 
-def status(mnt):
-    res = run([binary("daxfsctl"), "status", "--json", str(mnt)], timeout=30)
-    assert res.rc == 0, res
-    return json.loads(res.out)
-
-
 def unbind(mnt, *args, timeout=60):
     res = run([binary("daxfsctl"), "unbind", "--json", *args, str(mnt)],
               timeout=timeout)
     return res
-
-
-def wait_state(mnt, want, within):
-    """Poll status until its state is `want`; the last status."""
-    deadline = time.monotonic() + within
-    while True:
-        st = status(mnt)
-        if st["state"] == want or time.monotonic() > deadline:
-            return st
-        time.sleep(0.02)
 
 
 def readline_within(proc, secs):
@@ -89,39 +74,50 @@ SCRIPT_TIMEOUT = 30
 
 
 def run_script(mode):
+    """Run forced-unbind.sh in one mode; its stdout, and the file region
+    it made for itself (/dev/shm/daxfs-forced-unbind-PID), which it must
+    have removed."""
     argv = ["bash", SCRIPT, "--mode", mode, "--build", BUILD,
             "--size", "256M", "--files", "64", "--file-size", "1M",
             "--uring-depth", "256", "--timeout", str(SCRIPT_TIMEOUT)]
     # the script mounts under its own mktemp directory: not under pytest's
     # basetemp, which a concurrent pytest run may rename and clean out
-    res = run(argv, timeout=240)
-    out = res.out + res.err
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    own_region = f"/dev/shm/daxfs-forced-unbind-{proc.pid}"
+    out = stdout + stderr
     m = re.search(rf"^summary: mode={mode} pass=(\d+) fail=(\d+) skip=(\d+)$",
-                  res.out, re.M)
+                  stdout, re.M)
     assert m, f"no summary for {mode}:\n{out}"
-    assert int(m.group(2)) == 0 and res.rc == 0, \
+    assert int(m.group(2)) == 0 and proc.returncode == 0, \
         "failed checks:\n" + "\n".join(
             line for line in out.splitlines() if line.startswith("FAIL")) + \
         f"\n\nfull output:\n{out}"
     assert int(m.group(1)) >= 25, out
-    rel = re.search(rf"^release: mode={mode} ms=(\d+)$", res.out, re.M)
+    rel = re.search(rf"^release: mode={mode} ms=(\d+)$", stdout, re.M)
     assert rel and int(rel.group(1)) <= SCRIPT_TIMEOUT * 1000, out
-    for line in res.out.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("orderly unbind released") or \
                 line.startswith("SKIP"):
             print(line)
-    return res.out
+    return stdout, own_region
 
 
 @pytest.mark.parametrize("mode", ["orderly", "truncate", "delete"])
 def test_forced_unbind_script(mode):
-    out = run_script(mode)
+    out, own_region = run_script(mode)
     if mode == "orderly":
         assert re.search(r"^orderly unbind released the region in \d+ ms "
                          r"\(revoke \d+ ms, drain \d+ ms, release \d+ ms; "
                          r"\d+ bytes written back\)", out, re.M), out
-    assert not any(f.startswith("daxfs-forced-unbind-")
-                   for f in os.listdir("/dev/shm"))
+    # (only its own: the other pytest pass may be running the script now)
+    assert not os.path.exists(own_region), f"{own_region} left behind"
 
 
 def test_script_usage_errors():

@@ -16,10 +16,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <stdlib.h>
 
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 
@@ -44,6 +44,20 @@ static void *stop_after(mmap_fn real, void *addr, size_t len, int prot,
 	return p;
 }
 
+/* resolve -- the C library's own function, looked up once */
+static mmap_fn resolve(_Atomic(mmap_fn) *slot, const char *name)
+{
+	mmap_fn f = atomic_load(slot);
+
+	if (!f) {
+		f = (mmap_fn)dlsym(RTLD_NEXT, name);
+		atomic_store(slot, f);
+	}
+	return f;
+}
+
+static _Atomic(mmap_fn) real_mmap, real_mmap64;
+
 /* both symbols, by their link names: which one a library calls depends
  * on how it was built (_FILE_OFFSET_BITS), not on the C name */
 void *shim_mmap(void *addr, size_t len, int prot, int flags, int fd,
@@ -54,21 +68,15 @@ void *shim_mmap64(void *addr, size_t len, int prot, int flags, int fd,
 void *shim_mmap(void *addr, size_t len, int prot, int flags, int fd,
 		off_t off)
 {
-	static mmap_fn real;
-
-	if (!real)
-		real = (mmap_fn)dlsym(RTLD_NEXT, "mmap");
-	return stop_after(real, addr, len, prot, flags, fd, off);
+	return stop_after(resolve(&real_mmap, "mmap"), addr, len, prot,
+			  flags, fd, off);
 }
 
 void *shim_mmap64(void *addr, size_t len, int prot, int flags, int fd,
 		  off_t off)
 {
-	static mmap_fn real;
-
-	if (!real)
-		real = (mmap_fn)dlsym(RTLD_NEXT, "mmap64");
-	return stop_after(real, addr, len, prot, flags, fd, off);
+	return stop_after(resolve(&real_mmap64, "mmap64"), addr, len, prot,
+			  flags, fd, off);
 }
 
 __attribute__((constructor)) static void setup(void)
