@@ -5,6 +5,9 @@
  * leaves it when it has replied.  Entering increments the calling thread's
  * own counter (no shared cache line, no lock) and then reads the state;
  * the unbind sequence stores the new state and then sums the counters.
+ * (A request that an earlier look at the state already refuses never
+ * touches its counter; that look is only a shortcut, the argument below
+ * does not rest on it.)
  *
  * Why nothing can slip past a drain: both sides use sequentially
  * consistent operations -- the entering thread's increment then its load
@@ -145,9 +148,15 @@ static bool allowed(int state, enum gate_use use)
 int gate_enter(struct gate *g, enum gate_use use, unsigned opcode,
 	       uint64_t ino)
 {
-	struct gate_slot *s = slot(g);
-	int st;
+	int st = atomic_load_explicit(&g->state, memory_order_acquire);
+	struct gate_slot *s;
 
+	/* a request the state already refuses stays off the counters: a
+	 * drain needs them all at zero in one sweep, and refused requests
+	 * retried in a loop would otherwise keep one of them raised */
+	if (!allowed(st, use))
+		goto refuse;
+	s = slot(g);
 	atomic_fetch_add_explicit(&s->inflight, 1, memory_order_seq_cst);
 	st = atomic_load_explicit(&g->state, memory_order_seq_cst);
 	if (allowed(st, use)) {
@@ -159,6 +168,7 @@ int gate_enter(struct gate *g, enum gate_use use, unsigned opcode,
 		return 0;
 	}
 	atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
+refuse:
 	atomic_fetch_add_explicit(&g->refused, 1, memory_order_relaxed);
 	return use == USE_NEW || opcode == GATE_OP_LOOKUP ? ENXIO : EIO;
 }
@@ -243,15 +253,18 @@ int gate_drain(struct gate *g, uint64_t timeout_ms, char *holders,
 	struct timespec ts = { 0, 200000 };	/* 0.2 ms */
 	size_t used = 0;
 
+	/* one sweep that reads zero is the answer: a second look could
+	 * catch a refused request counting itself for an instant and call
+	 * a finished drain a timeout */
 	while (gate_inflight(g)) {
 		if (now_ns() >= deadline)
-			break;
+			goto timeout;
 		nanosleep(&ts, NULL);
 		if (ts.tv_nsec < 10000000)
 			ts.tv_nsec *= 2;
 	}
-	if (!gate_inflight(g))
-		return 0;
+	return 0;
+timeout:
 	if (holders && len) {
 		holders[0] = '\0';
 		pthread_mutex_lock(&g->slots_lock);

@@ -7,15 +7,15 @@
  * ThreadSanitizer (-DDAXFS_TSAN=ON) too, where any data race in the gate
  * is a failure.
  *
- * "test_gate starvation" reproduces a liveness problem instead (not run by
- * ctest; it fails now and then, more often under TSan): when refused
- * workers keep retrying (100 us apart) after DRAINING, a drain with
- * nobody inside can take hundreds of ms or run into its timeout.
- * gate_enter() counts a request in flight before it looks at the state
- * and only then backs out, and the drainer, which needs every counter at
- * zero in one sweep, tends to be scheduled by preempting a worker inside
- * that window.  A look at the state before the increment would keep
- * refused requests off the counters once DRAINING is visible.
+ * "test_gate starvation" keeps the refused workers knocking (100 us apart)
+ * after DRAINING, as applications retrying a failed call do.  It found two
+ * faults, both fixed in src/alive.c: gate_enter() counted a refused
+ * request in flight for an instant before backing out, so a drain that
+ * needs every counter at zero in one sweep could be held up; and
+ * gate_drain() looked a second time after its loop had seen zero, so such
+ * an instant turned a finished drain into -ETIMEDOUT with nobody named
+ * (it failed every run under TSan, at a random round).  ctest runs both
+ * modes.
  */
 #include <pthread.h>
 #include <sched.h>
