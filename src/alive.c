@@ -242,6 +242,22 @@ static size_t holder_add(struct gate_slot *s, char *holders, size_t len,
 }
 
 /*
+ * gate_holders -- who is inside the gate now, as "write on inode 12 for
+ * 40 ms; ...", for status and for a drain that timed out.  len > 0.
+ */
+void gate_holders(struct gate *g, char *holders, size_t len)
+{
+	size_t used = 0;
+
+	holders[0] = '\0';
+	pthread_mutex_lock(&g->slots_lock);
+	for (struct gate_slot *s = g->slots; s; s = s->next)
+		used = holder_add(s, holders, len, used);
+	holder_add(&g->spare, holders, len, used);
+	pthread_mutex_unlock(&g->slots_lock);
+}
+
+/*
  * gate_drain -- wait until no request is inside the gate, at most
  * timeout_ms.  The caller has set GATE_DRAINING.  On timeout, -ETIMEDOUT
  * and `holders` lists who is still inside.
@@ -251,29 +267,21 @@ int gate_drain(struct gate *g, uint64_t timeout_ms, char *holders,
 {
 	uint64_t deadline = now_ns() + timeout_ms * 1000000ull;
 	struct timespec ts = { 0, 200000 };	/* 0.2 ms */
-	size_t used = 0;
 
 	/* one sweep that reads zero is the answer: a second look could
 	 * catch a refused request counting itself for an instant and call
 	 * a finished drain a timeout */
 	while (gate_inflight(g)) {
-		if (now_ns() >= deadline)
-			goto timeout;
+		if (now_ns() >= deadline) {
+			if (holders && len)
+				gate_holders(g, holders, len);
+			return -ETIMEDOUT;
+		}
 		nanosleep(&ts, NULL);
 		if (ts.tv_nsec < 10000000)
 			ts.tv_nsec *= 2;
 	}
 	return 0;
-timeout:
-	if (holders && len) {
-		holders[0] = '\0';
-		pthread_mutex_lock(&g->slots_lock);
-		for (struct gate_slot *s = g->slots; s; s = s->next)
-			used = holder_add(s, holders, len, used);
-		used = holder_add(&g->spare, holders, len, used);
-		pthread_mutex_unlock(&g->slots_lock);
-	}
-	return -ETIMEDOUT;
 }
 
 const char *gate_state_name(int s)

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum gate_state {
@@ -65,6 +66,7 @@ int gate_enter(struct gate *g, enum gate_use use, unsigned opcode,
 void gate_exit(struct gate *g);
 void gate_set(struct gate *g, enum gate_state s);
 uint64_t gate_inflight(struct gate *g);
+void gate_holders(struct gate *g, char *holders, size_t len);
 int gate_drain(struct gate *g, uint64_t timeout_ms, char *holders,
 	       size_t len);
 const char *gate_state_name(int s);

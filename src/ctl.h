@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 
-#define DAXFS_CTL_VERSION 2
+#define DAXFS_CTL_VERSION 3
 
 /*
  * Where an unbind is.  While it runs, the report's figures are the ones
@@ -68,6 +68,8 @@ struct daxfs_ctl_status {
 	uint64_t unbind_timeout_ms;
 	uint32_t readonly;
 	uint32_t fs_error;
+	/* the requests in flight: "read on inode 12 for 3 ms; ..." */
+	char inside[1024];
 	struct daxfs_ctl_report report;
 };
 

@@ -133,6 +133,7 @@ static void fill_status(struct daemon *d, struct daxfs_ctl_status *st)
 	str_copy(st->mountpoint, sizeof(st->mountpoint), d->mountpoint);
 	st->open_files = atomic_load(&d->open_files);
 	st->inflight = gate_inflight(&d->gate);
+	gate_holders(&d->gate, st->inside, sizeof(st->inside));
 	st->uring_ops = unbind_uring_ops(d);
 	st->page_users = mapping_count(&d->map);
 	transport_stats(d, &ts);

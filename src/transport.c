@@ -10,10 +10,16 @@
  * the queue of the CPU the application runs on, and the worker serving
  * that queue is pinned to that CPU.
  *
- * How: the kernel creates one queue per possible CPU.  Each worker (one
- * per queue) owns an io_uring with 128-byte SQEs and registers a few ring
- * entries on its queue (IORING_OP_URING_CMD, FUSE_IO_URING_CMD_REGISTER):
- * a header buffer and a payload buffer each.  The kernel completes an
+ * How: the kernel creates one queue per possible CPU.  Each worker (two
+ * per queue) owns an io_uring with 128-byte SQEs and registers one ring
+ * entry on its queue (IORING_OP_URING_CMD, FUSE_IO_URING_CMD_REGISTER):
+ * a header buffer and a payload buffer.  One entry per worker, because
+ * the kernel hands a request to any entry it holds: a second entry of a
+ * worker busy with a long request (a 1 GiB copy_file_range, a large
+ * fallocate) would make the next request from that CPU -- a `daxfsctl
+ * status` or `unbind` among them -- wait for the long one to finish.
+ * With one entry each, a request goes to a worker that is free, and only
+ * waits when both of its CPU's workers are busy.  The kernel completes an
  * entry's command when it has copied a request into it.  The worker puts
  * the request back together the way /dev/fuse would have delivered it
  * (fuse_in_header, the opcode's header, the payload, contiguous: the
@@ -68,7 +74,8 @@
 #include "transport.h"
 
 #define ENABLE_PARAM	"/sys/module/fuse/parameters/enable_uring"
-#define NENTS		2		/* ring entries per queue */
+#define NENTS		1		/* ring entries per worker */
+#define PER_QUEUE	2		/* workers per queue */
 #define HEADROOM	4096		/* in front of the payload */
 #define PAYLOAD_CAP	((1u << 20) + 4096)	/* >= max_write, max_pages */
 #define TAG_STOP	0		/* user_data of the stop poll */
@@ -100,12 +107,14 @@ struct worker {
 	bool roaming;			/* not pinned: serving bulk data */
 	int efd;			/* written by transport_stop() */
 	struct ring_ent ents[NENTS];
+	atomic_uint held;		/* of ents, with the kernel */
 };
 
 struct transport {
 	struct daemon *d;
 	int fd;				/* the session's /dev/fuse */
 	unsigned nqueues;
+	unsigned nworkers;		/* PER_QUEUE per queue */
 	cpu_set_t cpus;			/* where the daemon may run */
 	struct worker *workers;
 	atomic_bool stop;
@@ -382,10 +391,13 @@ static void ents_free(struct worker *w)
 static void set_state(struct worker *w, struct ring_ent *e,
 		      enum ent_state st)
 {
-	if (e->state == ENT_HELD && st != ENT_HELD)
+	if (e->state == ENT_HELD && st != ENT_HELD) {
 		atomic_fetch_sub(&w->t->live, 1);
-	else if (e->state != ENT_HELD && st == ENT_HELD)
+		atomic_fetch_sub(&w->held, 1);
+	} else if (e->state != ENT_HELD && st == ENT_HELD) {
 		atomic_fetch_add(&w->t->live, 1);
+		atomic_fetch_add(&w->held, 1);
+	}
 	e->state = st;
 }
 
@@ -554,19 +566,20 @@ int transport_start(struct daemon *d)
 		for (unsigned q = 0; q < t->nqueues && q < CPU_SETSIZE; q++)
 			CPU_SET(q, &t->cpus);
 	}
-	t->workers = calloc(t->nqueues, sizeof(*t->workers));
+	t->nworkers = t->nqueues * PER_QUEUE;
+	t->workers = calloc(t->nworkers, sizeof(*t->workers));
 	if (!t->workers) {
 		free(t);
 		return -ENOMEM;
 	}
-	for (unsigned q = 0; q < t->nqueues; q++)
-		t->workers[q].efd = -1;
+	for (unsigned k = 0; k < t->nworkers; k++)
+		t->workers[k].efd = -1;
 	ret = fuse_session_custom_io(d->se, &io, t->fd);
-	for (unsigned q = 0; q < t->nqueues && !ret; q++) {
-		struct worker *w = &t->workers[q];
+	for (unsigned k = 0; k < t->nworkers && !ret; k++) {
+		struct worker *w = &t->workers[k];
 
 		w->t = t;
-		w->qid = q;
+		w->qid = k / PER_QUEUE;
 		w->efd = eventfd(0, EFD_CLOEXEC);
 		if (w->efd < 0)
 			ret = -errno;
@@ -591,8 +604,8 @@ void transport_stop(struct daemon *d)
 	if (!t)
 		return;
 	atomic_store(&t->stop, true);
-	for (unsigned q = 0; q < t->nqueues; q++)
-		worker_destroy(&t->workers[q]);
+	for (unsigned k = 0; k < t->nworkers; k++)
+		worker_destroy(&t->workers[k]);
 	d->tp = NULL;
 	free(t->workers);
 	free(t);
@@ -607,7 +620,14 @@ void transport_stats(struct daemon *d, struct transport_stats *out)
 		return;
 	out->entries = atomic_load(&t->live);
 	/* the kernel uses the rings once every queue has an entry */
-	out->uring = out->entries >= t->nqueues;
+	out->uring = true;
+	for (unsigned q = 0; q < t->nqueues; q++) {
+		unsigned held = 0;
+
+		for (unsigned k = 0; k < PER_QUEUE; k++)
+			held += atomic_load(&t->workers[q * PER_QUEUE + k].held);
+		out->uring &= held > 0;
+	}
 	out->queues = t->nqueues;
 	out->requests = atomic_load(&t->requests);
 }

@@ -22,7 +22,7 @@ bool transport_uring_offered(const char **why);
 
 /*
  * transport_start -- after fuse_session_mount: hook the session's replies
- * and start one worker per CPU that registers ring entries with the
+ * and start two workers per CPU, each registering a ring entry with the
  * kernel once INIT has been answered.  Requests use /dev/fuse until every
  * CPU's queue has an entry.  0, or -errno (nothing started).
  */

@@ -209,6 +209,7 @@ def check_status_phases(big_mount, fds):
     st = status(mnt)
     assert st["state"] == "live" and st["unbind"] is None
     assert st["inflight"] == 0 and st["open_files"] == 0
+    assert st["inside"] == "", st
     assert st["kind"] == "file" and st["unbind_timeout_ms"] == 10000
     base_users = st["page_users"]
 
@@ -516,6 +517,7 @@ def test_drain_timeout_names_the_straggler(need_fuse, daxfsctl, tmp_path):
             os.fsync(f.fileno())
         fi = os.open(src, os.O_RDONLY)
         fo = os.open(dst, os.O_RDWR | os.O_CREAT, 0o644)
+        want = f"copy_file_range on inode {os.fstat(fo).st_ino} for"
         result = {}
 
         def copy():
@@ -524,14 +526,27 @@ def test_drain_timeout_names_the_straggler(need_fuse, daxfsctl, tmp_path):
             except OSError as e:
                 result["n"] = e
         import threading
+        # the copy and every status below from one CPU: over io_uring
+        # they meet on one queue, and status must still be answered
+        # while the copy runs (a worker busy with a long request must not
+        # hold up the next one from its CPU)
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cpus)})
         t = threading.Thread(target=copy)
         t.start()
-        # unbind only once the daemon is inside the copy
-        deadline = time.monotonic() + 10
-        while status(m.mnt)["inflight"] == 0 and "n" not in result:
-            assert time.monotonic() < deadline, "the copy never started"
-            time.sleep(0.005)
-        res = unbind(m.mnt, "--timeout", "0.001")
+        # unbind only once the daemon is inside the copy (a RELEASE of
+        # src still in flight, or the kernel's own steps before it sends
+        # the copy, must not count), as status says while it runs
+        deadline = time.monotonic() + 30
+        try:
+            while want not in (st := status(m.mnt))["inside"]:
+                assert "n" not in result, f"the copy ended first: {result}"
+                assert time.monotonic() < deadline, f"never inside: {st}"
+                time.sleep(0.005)
+            assert st["inflight"] >= 1, st
+            res = unbind(m.mnt, "--timeout", "0.001")
+        finally:
+            os.sched_setaffinity(0, cpus)
         t.join(60)
         assert not t.is_alive(), "copy_file_range hung after the release"
         os.close(fi)

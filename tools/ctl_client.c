@@ -116,6 +116,7 @@ static void status_json(const struct daxfs_ctl_status *st)
 	json_u64(&j, "pid", st->pid);
 	json_u64(&j, "open_files", st->open_files);
 	json_u64(&j, "inflight", st->inflight);
+	json_str(&j, "inside", st->inside);
 	json_u64(&j, "uring_ops", st->uring_ops);
 	json_u64(&j, "page_users", st->page_users);
 	json_str(&j, "transport", st->uring ? "io_uring" : "devfuse");
@@ -198,8 +199,9 @@ static void status_text(const struct daxfs_ctl_status *st)
 	       st->fs_error ? ", refusing changes after an error" : "");
 	printf("daemon:       pid %llu\n", (unsigned long long)st->pid);
 	printf("open files:   %llu\n", (unsigned long long)st->open_files);
-	printf("in flight:    %llu requests\n",
-	       (unsigned long long)st->inflight);
+	printf("in flight:    %llu requests%s%s\n",
+	       (unsigned long long)st->inflight, st->inside[0] ? ": " : "",
+	       st->inside);
 	printf("io_uring:     %llu operations of the daemon's own\n",
 	       (unsigned long long)st->uring_ops);
 	printf("page users:   %llu inodes with pages the kernel may cache\n",
@@ -226,10 +228,10 @@ static const char status_help[] =
 "Usage: daxfsctl status [--json] MOUNTPOINT\n"
 "\n"
 "Show the state of the daxfs daemon serving MOUNTPOINT: live, revoking,\n"
-"draining or released; open files, requests in flight, the daemon's own\n"
-"io_uring operations, inodes whose pages the kernel may cache, and the\n"
-"report of the last unbind.  Answers in every state, including after the\n"
-"region was released.\n"
+"draining or released; open files, requests in flight and what they are\n"
+"doing, the daemon's own io_uring operations, inodes whose pages the\n"
+"kernel may cache, and the report of the last unbind.  Answers in every\n"
+"state, including after the region was released.\n"
 "\n"
 "  -j, --json   print one JSON object\n"
 "  -h, --help   show this help\n";
