@@ -118,7 +118,6 @@ struct transport {
 	cpu_set_t cpus;			/* where the daemon may run */
 	struct worker *workers;
 	atomic_bool stop;
-	atomic_uint live;		/* entries the kernel holds */
 	atomic_uint_fast64_t requests;	/* served through the rings */
 	atomic_bool warned;
 };
@@ -387,17 +386,14 @@ static void ents_free(struct worker *w)
 	}
 }
 
-/* set_state -- move e to st, keeping the count of held entries */
+/* set_state -- move e to st, keeping the worker's count of held entries */
 static void set_state(struct worker *w, struct ring_ent *e,
 		      enum ent_state st)
 {
-	if (e->state == ENT_HELD && st != ENT_HELD) {
-		atomic_fetch_sub(&w->t->live, 1);
+	if (e->state == ENT_HELD && st != ENT_HELD)
 		atomic_fetch_sub(&w->held, 1);
-	} else if (e->state != ENT_HELD && st == ENT_HELD) {
-		atomic_fetch_add(&w->t->live, 1);
+	else if (e->state != ENT_HELD && st == ENT_HELD)
 		atomic_fetch_add(&w->held, 1);
-	}
 	e->state = st;
 }
 
@@ -618,7 +614,6 @@ void transport_stats(struct daemon *d, struct transport_stats *out)
 	memset(out, 0, sizeof(*out));
 	if (!t)
 		return;
-	out->entries = atomic_load(&t->live);
 	/* the kernel uses the rings once every queue has an entry */
 	out->uring = true;
 	for (unsigned q = 0; q < t->nqueues; q++) {
@@ -627,6 +622,7 @@ void transport_stats(struct daemon *d, struct transport_stats *out)
 		for (unsigned k = 0; k < PER_QUEUE; k++)
 			held += atomic_load(&t->workers[q * PER_QUEUE + k].held);
 		out->uring &= held > 0;
+		out->entries += held;
 	}
 	out->queues = t->nqueues;
 	out->requests = atomic_load(&t->requests);
